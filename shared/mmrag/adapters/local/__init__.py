@@ -1,0 +1,1 @@
+"""Embedded adapters: files on disk, SQLite, an in-process vector index, ONNX models, RapidOCR."""

@@ -1,0 +1,143 @@
+"""ONNX models on the CPU through fastembed: the text encoder, the CLIP pair and the cross-encoder reranker.
+
+A model is looked up first in MMRAG_MODEL_DIR/<model name> (files laid out as fastembed expects); otherwise fastembed
+downloads it into <data dir>/models. Models load lazily and once; loading is thread-safe.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+
+def normalise(rows: np.ndarray) -> np.ndarray:
+    rows = np.asarray(rows, dtype=np.float32)
+    if rows.ndim == 1:
+        rows = rows[None, :]
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows / np.maximum(norms, 1e-12)
+
+
+class ModelSource:
+    def __init__(self, model_dir: Path | None, cache_dir: Path, threads: int | None = None):
+        self.model_dir = Path(model_dir) if model_dir else None
+        self.cache_dir = Path(cache_dir)
+        self.threads = threads
+
+    def kwargs(self, name: str) -> dict[str, Any]:
+        kw: dict[str, Any] = {"cache_dir": str(self.cache_dir)}
+        if self.threads:
+            kw["threads"] = self.threads
+        if self.model_dir and (self.model_dir / name).is_dir():
+            kw["specific_model_path"] = str(self.model_dir / name)
+        return kw
+
+
+class _Lazy:
+    def __init__(self, loader: Callable[[], Any]):
+        self._loader = loader
+        self._obj: Any = None
+        self._error: str | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        if self._obj is None:
+            with self._lock:
+                if self._obj is None:
+                    try:
+                        self._obj = self._loader()
+                    except Exception as exc:
+                        self._error = f"{type(exc).__name__}: {exc}"
+                        raise
+        return self._obj
+
+    @property
+    def state(self) -> str:
+        if self._obj is not None:
+            return "loaded"
+        return "error" if self._error else "not loaded"
+
+
+class FastEmbedTextEmbedder:
+    def __init__(self, name: str, source: ModelSource, batch_size: int = 32):
+        from fastembed import TextEmbedding
+
+        self.name = name
+        self.batch_size = batch_size
+        self._model = _Lazy(lambda: TextEmbedding(name, **source.kwargs(name)))
+        self._dim: int | None = None
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = int(self.embed_texts(["dimension probe"]).shape[1])
+        return self._dim
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self._dim or 0), dtype=np.float32)
+        rows = list(self._model.get().passage_embed(list(texts), batch_size=self.batch_size))
+        return normalise(np.stack(rows))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return normalise(np.stack(list(self._model.get().query_embed([text]))))[0]
+
+    def health(self) -> dict[str, Any]:
+        return {"model": self.name, "state": self._model.state}
+
+    def load(self) -> None:
+        self._model.get()
+
+
+class FastEmbedClip:
+    def __init__(self, image_model: str, text_model: str, source: ModelSource, batch_size: int = 16):
+        from fastembed import ImageEmbedding, TextEmbedding
+
+        self.name = f"{image_model} + {text_model}"
+        self.batch_size = batch_size
+        self._image = _Lazy(lambda: ImageEmbedding(image_model, **source.kwargs(image_model)))
+        self._text = _Lazy(lambda: TextEmbedding(text_model, **source.kwargs(text_model)))
+        self._names = (image_model, text_model)
+
+    @property
+    def dim(self) -> int:
+        return int(self.embed_texts(["probe"]).shape[1])
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        rows = list(self._image.get().embed([im.convert("RGB") for im in images], batch_size=self.batch_size))
+        return normalise(np.stack(rows))
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        # CLIP's text tower reads 77 tokens; longer text is truncated by its tokenizer
+        rows = list(self._text.get().embed(list(texts), batch_size=self.batch_size * 2))
+        return normalise(np.stack(rows))
+
+    def health(self) -> dict[str, Any]:
+        return {"image_model": self._names[0], "image_state": self._image.state,
+                "text_model": self._names[1], "text_state": self._text.state}
+
+    def load(self) -> None:
+        self._image.get()
+        self._text.get()
+
+
+class FastEmbedReranker:
+    def __init__(self, name: str, source: ModelSource):
+        from fastembed.rerank.cross_encoder import TextCrossEncoder
+
+        self.name = name
+        self._model = _Lazy(lambda: TextCrossEncoder(name, **source.kwargs(name)))
+
+    def score(self, query: str, documents: Sequence[str]) -> list[float]:
+        return [float(s) for s in self._model.get().rerank(query, list(documents), batch_size=32)]
+
+    def health(self) -> dict[str, Any]:
+        return {"model": self.name, "state": self._model.state}
+
+    def load(self) -> None:
+        self._model.get()

@@ -1,0 +1,1 @@
+"""API routers by endpoint group (documents, search, qa, sessions, health)."""

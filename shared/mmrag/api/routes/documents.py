@@ -1,0 +1,162 @@
+"""Section 1 of the contract: upload, batch upload, list, detail, metadata update, delete; and image files."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from mmrag.api import present
+from mmrag.api.deps import Caller, container, query_caller, upload_caller
+from mmrag.api.envelope import ok
+from mmrag.api.schemas import BatchItem, BatchUploadRequest, DocumentMetadata, MetadataUpdate, ProcessingOptions, UploadRequest
+from mmrag.errors import FileTooLarge, InvalidParameter, MMRagError
+
+router = APIRouter(prefix="/api/v1", tags=["documents"])
+
+
+def _validation_message(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors())[:1000]
+
+
+async def _json_body(request: Request, limit: int) -> Any:
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > limit:
+        raise FileTooLarge("request body is larger than the upload limit")
+    raw = await request.body()
+    if len(raw) > limit:
+        raise FileTooLarge("request body is larger than the upload limit")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidParameter("the request body is not valid JSON") from exc
+
+
+def _json_field(form, name: str) -> dict | None:
+    value = form.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise InvalidParameter(f"{name} must be a JSON object") from exc
+    if not isinstance(parsed, dict):
+        raise InvalidParameter(f"{name} must be a JSON object")
+    return parsed
+
+
+@router.post("/documents/upload", summary="Upload a document (JSON with base64/URL/raw text, or multipart)")
+async def upload(request: Request, caller: Caller = Depends(upload_caller), c=Depends(container)):
+    svc = c.documents
+    limit = svc.max_upload_bytes * 4 // 3 + 1024 * 1024
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("multipart/form-data"):
+        form = await request.form(max_part_size=svc.max_upload_bytes + 1)
+        part = form.get("file")
+        if part is None or isinstance(part, str):
+            raise InvalidParameter("multipart upload needs a 'file' part")
+        raw = await part.read(svc.max_upload_bytes + 1)
+        try:
+            meta = DocumentMetadata(**(_json_field(form, "metadata") or {})).as_dict()
+            opts = ProcessingOptions(**(_json_field(form, "processing_options") or {})).as_dict()
+        except ValidationError as exc:
+            raise InvalidParameter(_validation_message(exc)) from exc
+        document_type = str(form.get("document_type") or "")
+        doc = await _run(c, svc.upload, caller.tenant, document_type, raw=raw, metadata=meta, processing_options=opts)
+    else:
+        body = await _json_body(request, limit)
+        try:
+            req = UploadRequest.model_validate(body)
+        except ValidationError as exc:
+            raise InvalidParameter(_validation_message(exc)) from exc
+        doc = await _run(c, svc.upload, caller.tenant, req.document_type, file=req.file, content=req.content,
+                         metadata=req.metadata.as_dict(), processing_options=req.processing_options.as_dict())
+    return ok(present.upload_result(doc), "文档上传成功")
+
+
+async def _run(c, fn, *args, **kwargs):
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(fn, *args, **kwargs)
+
+
+@router.post("/documents/batch-upload", summary="Upload several documents; each succeeds or fails on its own")
+async def batch_upload(request: Request, caller: Caller = Depends(upload_caller), c=Depends(container)):
+    svc = c.documents
+    body = await _json_body(request, (svc.max_upload_bytes * 4 // 3 + 1024 * 1024) * 10)
+    try:
+        req = BatchUploadRequest.model_validate(body)
+    except ValidationError as exc:
+        raise InvalidParameter(_validation_message(exc)) from exc
+    shared_opts = req.processing_options.as_dict()
+    ids, failed = [], []
+    for index, raw_item in enumerate(req.documents):
+        try:
+            try:
+                item = BatchItem.model_validate(raw_item)
+            except ValidationError as exc:
+                raise InvalidParameter(_validation_message(exc)) from exc
+            opts = {**shared_opts, **(item.processing_options.as_dict() if item.processing_options else {})}
+            doc = await _run(c, svc.upload, caller.tenant, item.document_type, file=item.file, content=item.content,
+                             metadata=item.metadata.as_dict(), processing_options=opts, wait=False)
+            ids.append(doc.document_id)
+        except MMRagError as exc:
+            failed.append({"index": index, "error": exc.message, "error_code": exc.code})
+    data = {"total": len(req.documents), "success": len(ids), "failed": len(failed), "document_ids": ids,
+            "failed_items": failed}
+    return ok(data, "批量上传完成")
+
+
+@router.get("/documents", summary="List documents with filters, paging and sorting")
+def list_documents(
+    page: int = Query(1, ge=1),
+    page_size: int = Query(20, ge=1, le=100),
+    document_type: Literal["text", "image", "pdf", "mixed"] | None = None,
+    category: str | None = None,
+    tags: str | None = Query(None, description="comma-separated; a document matches if it has any of them"),
+    keyword: str | None = Query(None, description="matches the title and the text"),
+    sort_by: Literal["created_at", "updated_at", "title"] = "created_at",
+    order: Literal["asc", "desc"] = "desc",
+    caller: Caller = Depends(query_caller),
+    c=Depends(container),
+):
+    tag_list = [t.strip() for t in (tags or "").split(",") if t.strip()]
+    total, docs = c.documents.list(caller.tenant, document_type=document_type, category=category or None,
+                                   tags=tag_list, keyword=keyword or None, sort_by=sort_by, order=order, page=page,
+                                   page_size=page_size)
+    return ok({"total": total, "page": page, "page_size": page_size,
+               "documents": [present.document_summary(d) for d in docs]}, "查询成功")
+
+
+@router.get("/documents/{document_id}", summary="A document with its chunks, images, status and processing stages")
+def get_document(document_id: str, request: Request, caller: Caller = Depends(query_caller), c=Depends(container)):
+    doc, chunks, images = c.documents.get(caller.tenant, document_id)
+    return ok(present.document_detail(request, doc, chunks, images), "查询成功")
+
+
+@router.put("/documents/{document_id}/metadata", summary="Update some metadata fields")
+def update_metadata(document_id: str, body: MetadataUpdate, caller: Caller = Depends(query_caller),
+                    c=Depends(container)):
+    doc, fields = c.documents.update_metadata(caller.tenant, document_id, body.metadata.as_dict())
+    return ok({"document_id": doc.document_id, "updated_fields": fields, "updated_at": doc.updated_at}, "更新成功")
+
+
+@router.delete("/documents/{document_id}", summary="Delete a document with its chunks, images and vectors")
+def delete_document(document_id: str, delete_related: bool = True, caller: Caller = Depends(query_caller),
+                    c=Depends(container)):
+    return ok(c.documents.delete(caller.tenant, document_id, delete_related), "文档删除成功")
+
+
+@router.get("/images/{image_id}", summary="The image file")
+def get_image(image_id: str, caller: Caller = Depends(query_caller), c=Depends(container)):
+    data, mime = c.documents.image(caller.tenant, image_id)
+    return Response(data, media_type=mime, headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.get("/images/{image_id}/thumbnail", summary="A thumbnail of the image (PNG, longest side 256 px)")
+def get_thumbnail(image_id: str, caller: Caller = Depends(query_caller), c=Depends(container)):
+    data, mime = c.documents.image(caller.tenant, image_id, thumbnail=True)
+    return Response(data, media_type=mime, headers={"Cache-Control": "private, max-age=3600"})

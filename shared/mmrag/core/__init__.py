@@ -1,0 +1,1 @@
+"""Domain records, ports and services: the part that does not know which adapters it runs on."""

@@ -1,0 +1,273 @@
+"""The ingestion pipeline: sniffed bytes → pages, pictures, OCR → chunks → vectors → index → completed.
+
+A run always starts from a clean slate for its document (derived blobs, index rows and chunks of an earlier, interrupted
+attempt are removed first), and the document only becomes 'completed' after its chunks, images and vectors are all
+written, so a crash or a retry can never leave half a document visible.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mmrag.core import keys
+from mmrag.core.models import Chunk, DocFilterMeta, Document, ImageRecord, IndexItem, Job, new_id, utcnow
+from mmrag.core.ports import BlobStore, ClipEmbedder, DocumentStore, OcrEngine, TextEmbedder, VectorIndex
+from mmrag.errors import ProcessingError
+from mmrag.ingest.chunking import chunk_text
+from mmrag.ingest.images import open_image, thumbnail_png, to_png
+from mmrag.ingest.parse import parse_document
+from mmrag.text.tokens import split_sentences
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "extract_images": True,
+    "chunk_size": 512,
+    "overlap": 50,
+    "enable_ocr": True,
+    "generate_summary": True,
+}
+
+
+@dataclass
+class IngestLimits:
+    max_pixels: int = 40_000_000
+    max_pages: int = 2000
+    ocr_min_chars: int = 16
+    scan_dpi: int = 150
+
+
+def filter_meta(doc: Document) -> DocFilterMeta:
+    meta = doc.metadata
+    return DocFilterMeta(
+        document_id=doc.document_id,
+        document_type=doc.document_type,
+        category=meta.get("category"),
+        tags=[str(t) for t in meta.get("tags") or []],
+        date=str(meta.get("created_at") or doc.created_at),
+    )
+
+
+@dataclass
+class _Stages:
+    timings: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def run(self, name: str, fn: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        try:
+            result = fn()
+        except Exception:
+            self.timings[name] = {"status": "failed", "seconds": round(time.perf_counter() - start, 4)}
+            raise
+        self.timings[name] = {"status": "completed", "seconds": round(time.perf_counter() - start, 4)}
+        return result
+
+
+class IngestionPipeline:
+    def __init__(
+        self,
+        docs: DocumentStore,
+        blobs: BlobStore,
+        index: VectorIndex,
+        text_embedder: TextEmbedder,
+        clip: ClipEmbedder,
+        ocr: OcrEngine,
+        limits: IngestLimits,
+        document_lock: Callable[[str], Any],
+    ):
+        self.docs, self.blobs, self.index = docs, blobs, index
+        self.text_embedder, self.clip, self.ocr = text_embedder, clip, ocr
+        self.limits = limits
+        self.document_lock = document_lock
+
+    # ------------------------------------------------------------------ entry point
+    def run(self, job: Job) -> None:
+        doc = self.docs.get_document(job.tenant, job.document_id)
+        if doc is None or doc.status == "deleting":
+            return
+        self.discard_outputs(doc)
+        started = time.perf_counter()
+        stages = _Stages()
+        try:
+            chunks, images, items = self._build(doc, stages)
+        except ProcessingError as exc:
+            self._fail(doc, str(exc), stages, started)
+            return
+        except Exception as exc:
+            log.exception("ingestion of %s failed", doc.document_id)
+            self._fail(doc, f"internal error while processing: {type(exc).__name__}", stages, started)
+            return
+        with self.document_lock(doc.document_id):
+            current = self.docs.get_document(doc.tenant, doc.document_id)
+            if current is None or current.status == "deleting":
+                self.discard_outputs(doc)
+                return
+            stages.run("index", lambda: self._commit(current, chunks, images, items))
+            current.status = "completed"
+            current.error = None
+            current.chunks_count = len(chunks)
+            current.images_count = len(images)
+            current.total_tokens = sum(c.token_count for c in chunks)
+            current.content_preview = _preview(chunks)
+            if current.processing_options.get("generate_summary", True):
+                current.summary = _extractive_summary(chunks, items)
+            current.stages = stages.timings
+            current.processing_time = round(time.perf_counter() - started, 3)
+            current.updated_at = utcnow()
+            self.docs.update_document(current)
+
+    def _commit(self, doc: Document, chunks: list[Chunk], images: list[ImageRecord], items: list[IndexItem]) -> None:
+        self.docs.replace_content(doc.tenant, doc.document_id, chunks, images)
+        self.index.upsert_document(doc.tenant, filter_meta(doc), items)
+
+    def discard_outputs(self, doc: Document) -> None:
+        """Remove everything an earlier attempt may have produced for this document (not the original upload)."""
+        self.index.delete_document(doc.tenant, doc.document_id)
+        self.blobs.delete_prefix(keys.derived_prefix(doc.tenant, doc.document_id))
+        try:
+            self.docs.replace_content(doc.tenant, doc.document_id, [], [])
+        except KeyError:
+            pass
+
+    def _fail(self, doc: Document, message: str, stages: _Stages, started: float) -> None:
+        with self.document_lock(doc.document_id):
+            self.discard_outputs(doc)
+            current = self.docs.get_document(doc.tenant, doc.document_id)
+            if current is None or current.status == "deleting":
+                return
+            current.status = "failed"
+            current.error = message
+            current.chunks_count = current.images_count = current.total_tokens = 0
+            current.stages = stages.timings
+            current.processing_time = round(time.perf_counter() - started, 3)
+            current.updated_at = utcnow()
+            self.docs.update_document(current)
+
+    # ------------------------------------------------------------------ the work
+    def _build(self, doc: Document, stages: _Stages) -> tuple[list[Chunk], list[ImageRecord], list[IndexItem]]:
+        opts = {**DEFAULT_OPTIONS, **doc.processing_options}
+        raw = self.blobs.get(doc.blob_key)
+        if raw is None:
+            raise ProcessingError("the uploaded file is missing from the blob store")
+        parsed = stages.run("parse", lambda: parse_document(
+            raw, doc.file_format, extract_images=bool(opts["extract_images"]) or doc.document_type == "image",
+            ocr=bool(opts["enable_ocr"]), max_pages=self.limits.max_pages, max_pixels=self.limits.max_pixels,
+            ocr_min_chars=self.limits.ocr_min_chars, scan_dpi=self.limits.scan_dpi))
+
+        images: list[ImageRecord] = []
+        pil_images = []
+        scan_text: dict[int, tuple[str, str]] = {}  # page number → (ocr text, image id)
+
+        def extract_pictures() -> None:
+            derived = keys.derived_prefix(doc.tenant, doc.document_id)
+            for pimg in parsed.images:
+                img = open_image(pimg.data, self.limits.max_pixels)
+                image_id = new_id("img")
+                blob_key = f"{derived}/images/{image_id}.png"
+                thumb_key = f"{derived}/images/{image_id}.thumb.png"
+                self.blobs.put(blob_key, to_png(img), "image/png")
+                self.blobs.put(thumb_key, thumbnail_png(img), "image/png")
+                images.append(ImageRecord(
+                    image_id=image_id, document_id=doc.document_id, position=pimg.position, blob_key=blob_key,
+                    thumb_key=thumb_key, width=img.width, height=img.height, mime="image/png",
+                    page_number=pimg.page_number, bbox=pimg.bbox, text_before=pimg.text_before,
+                    text_after=pimg.text_after))
+                pil_images.append((img, pimg.is_page_scan))
+
+        stages.run("extract_images", extract_pictures)
+
+        def run_ocr() -> None:
+            if not opts["enable_ocr"]:
+                return
+            for rec, (img, is_scan) in zip(images, pil_images, strict=True):
+                text = self.ocr.recognize(img).strip()
+                rec.ocr_text = text
+                rec.caption = _caption(text, rec)
+                if is_scan and rec.page_number is not None:
+                    scan_text[rec.page_number] = (text, rec.image_id)
+            for rec, (_img, _scan) in zip(images, pil_images, strict=True):
+                if not rec.caption:
+                    rec.caption = _caption("", rec)
+
+        stages.run("ocr", run_ocr)
+        if not opts["enable_ocr"]:
+            for rec in images:
+                rec.caption = _caption("", rec)
+
+        def make_chunks() -> list[Chunk]:
+            size, overlap = int(opts["chunk_size"]), int(opts["overlap"])
+            chunks: list[Chunk] = []
+
+            def add(text: str, page: int | None, source: str, image_id: str | None) -> None:
+                for piece in chunk_text(text, size, overlap):
+                    chunks.append(Chunk(
+                        chunk_id=new_id("chunk"), document_id=doc.document_id, chunk_index=len(chunks),
+                        content=piece.text, token_count=piece.token_count, page_number=page, source=source,
+                        image_id=image_id, char_start=piece.start, char_end=piece.end))
+
+            scanned_images = {image_id for _, image_id in scan_text.values()}
+            for page in parsed.pages:
+                if page.text.strip():
+                    add(page.text, page.number, "text", None)
+                if page.number is not None and page.number in scan_text:
+                    text, image_id = scan_text[page.number]
+                    add(text, page.number, "ocr", image_id)
+            for rec in images:
+                if rec.image_id not in scanned_images and rec.ocr_text:
+                    add(rec.ocr_text, rec.page_number, "ocr", rec.image_id)
+            return chunks
+
+        chunks = stages.run("chunk", make_chunks)
+        if not chunks and not images:
+            raise ProcessingError("no text or pictures could be extracted from the document")
+
+        def embed() -> list[IndexItem]:
+            texts = [c.content for c in chunks]
+            text_vecs = self.text_embedder.embed_texts(texts) if texts else np.zeros((0, 0))
+            clip_text = self.clip.embed_texts(texts) if texts else np.zeros((0, 0))
+            img_vecs = self.clip.embed_images([img for img, _ in pil_images]) if pil_images else np.zeros((0, 0))
+            items = [
+                IndexItem(item_id=c.chunk_id, document_id=doc.document_id, kind="chunk", text=c.content,
+                          vectors={"text": text_vecs[i], "clip": clip_text[i]}, page_number=c.page_number,
+                          image_id=c.image_id)
+                for i, c in enumerate(chunks)
+            ]
+            items += [
+                IndexItem(item_id=rec.image_id, document_id=doc.document_id, kind="image", text="",
+                          vectors={"clip": img_vecs[i]}, page_number=rec.page_number, image_id=rec.image_id)
+                for i, rec in enumerate(images)
+            ]
+            return items
+
+        items = stages.run("embed", embed)
+        return chunks, images, items
+
+
+def _caption(ocr_text: str, rec: ImageRecord) -> str:
+    text = " ".join(ocr_text.split())
+    if not text:
+        text = " ".join((rec.text_before or rec.text_after or "").split())[-200:]
+    return text[:300]
+
+
+def _preview(chunks: list[Chunk], limit: int = 300) -> str:
+    text = " ".join(c.content for c in chunks[:3])
+    return text[:limit]
+
+
+def _extractive_summary(chunks: list[Chunk], items: list[IndexItem], max_sentences: int = 3) -> str | None:
+    """The sentences of the chunk closest to the document's mean text vector (its most central passage)."""
+    vecs = [it.vectors["text"] for it in items if it.kind == "chunk"]
+    if not vecs:
+        return None
+    matrix = np.stack(vecs)
+    centre = matrix.mean(axis=0)
+    best = int(np.argmax(matrix @ centre))
+    sentences = split_sentences(chunks[best].content)
+    return " ".join(sentences[:max_sentences])[:600] or None

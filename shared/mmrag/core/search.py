@@ -1,0 +1,436 @@
+"""Retrieval across text and pictures: text, image, multimodal and "more like this", with explainable scores.
+
+Scores (all in 0–1):
+- lexical: BM25 of the item divided by the best BM25 among the query's candidates (the top lexical match is 1.0);
+- dense: cosine similarity in the text space, clipped at 0;
+- clip: cosine similarity in the CLIP space, clipped at 0;
+- similarity_score (text search): 0.5·dense + 0.5·lexical, so an exact-term match and a paraphrase both count.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from mmrag.core.models import Chunk, Document, ImageRecord, SearchFilters
+from mmrag.core.ports import ClipEmbedder, DocumentStore, TextEmbedder, VectorIndex
+from mmrag.errors import InvalidParameter, NotFound
+
+RRF_K = 60
+CANDIDATES = 50
+LEXICAL_WEIGHT = 0.5
+
+
+@dataclass
+class RerankOptions:
+    enabled: bool = False
+    model: str | None = None
+    input_limit: int = 50
+    score_threshold: float | None = None
+    timeout_ms: int = 5000
+    fail_strategy: str = "degrade"  # degrade | error
+
+
+@dataclass
+class Scored:
+    item_id: str
+    kind: str  # chunk | image
+    scores: dict[str, float] = field(default_factory=dict)
+    score: float = 0.0
+    rerank_score: float | None = None
+    chunk: Chunk | None = None
+    image: ImageRecord | None = None
+    document: Document | None = None
+
+
+@dataclass
+class SearchOutcome:
+    results: list[Scored]
+    timings: dict[str, float]
+    total_candidates: int
+    rerank_error: str | None = None
+    reranked: bool = False
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    def run(self, name: str, fn: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - start, 5)
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(min(x, 50.0), -50.0)))
+
+
+class Rerankers:
+    """Cross-encoders by name, loaded on first use. Aliases map the contract's short names to fastembed models."""
+
+    ALIASES = {"bge-reranker-v2": "BAAI/bge-reranker-v2-m3", "bge-reranker-base": "BAAI/bge-reranker-base",
+               "ms-marco-minilm": "Xenova/ms-marco-MiniLM-L-6-v2"}
+
+    def __init__(self, default: str, factory: Callable[[str], Any], known: Sequence[str]):
+        self.default = default
+        self.factory = factory
+        self.known = set(known) | {default}
+        self._models: dict[str, Any] = {}
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mmrag-rerank")
+
+    def resolve(self, name: str | None) -> str:
+        if not name:
+            return self.default
+        name = self.ALIASES.get(name, name)
+        if name not in self.known:
+            raise InvalidParameter(f"unknown rerank_model {name!r}; known: {', '.join(sorted(self.known))}")
+        return name
+
+    def score(self, name: str, query: str, texts: list[str], timeout_s: float) -> list[float]:
+        model = self._models.get(name)
+        if model is None:
+            model = self._models[name] = self.factory(name)
+        future = self._pool.submit(model.score, query, texts)
+        return future.result(timeout=timeout_s)
+
+
+class SearchService:
+    def __init__(self, docs: DocumentStore, index: VectorIndex, text_embedder: TextEmbedder, clip: ClipEmbedder,
+                 rerankers: Rerankers):
+        self.docs, self.index = docs, index
+        self.text_embedder, self.clip = text_embedder, clip
+        self.rerankers = rerankers
+
+    # ------------------------------------------------------------------ text
+    def text(self, tenant: str, query: str, top_k: int, filters: SearchFilters,
+             threshold: float | None = None, rerank: RerankOptions | None = None) -> SearchOutcome:
+        timer = Timer()
+        rerank = rerank or RerankOptions()
+        model_name = self.rerankers.resolve(rerank.model) if rerank.enabled else None
+        qvec = timer.run("encode", lambda: self.text_embedder.embed_query(query))
+        chunk_filters = replace(filters, kinds=["chunk"])
+        k = max(CANDIDATES, top_k * 3, rerank.input_limit if rerank.enabled else 0)
+        scored = timer.run("retrieve", lambda: self._text_candidates(tenant, query, qvec, chunk_filters, k))
+        timer.run("fuse", lambda: self._fuse_text(scored))
+        scored.sort(key=lambda s: -s.score)
+        results = timer.run("hydrate", lambda: self._hydrate(tenant, scored, limit=max(top_k, rerank.input_limit)))
+        outcome = SearchOutcome(results, timer.timings, len(scored))
+        if rerank.enabled and results:
+            self._rerank(query, outcome, model_name or self.rerankers.default, rerank, timer)
+        if threshold is not None:
+            outcome.results = [r for r in outcome.results if r.score >= threshold]
+        outcome.results = outcome.results[:top_k]
+        outcome.timings = timer.timings
+        return outcome
+
+    def _text_candidates(self, tenant: str, query: str, qvec: np.ndarray, filters: SearchFilters,
+                         k: int) -> list[Scored]:
+        lexical = self.index.search_lexical(tenant, query, filters, k)
+        dense = self.index.search_vector(tenant, "text", qvec, filters, k)
+        by_id: dict[str, Scored] = {}
+        best_lex = max((h.score for h in lexical), default=0.0)
+        for h in lexical:
+            s = by_id.setdefault(h.item_id, Scored(h.item_id, "chunk"))
+            s.scores["lexical"] = h.score / best_lex if best_lex > 0 else 0.0
+            s.scores["bm25"] = h.score
+        for h in dense:
+            by_id.setdefault(h.item_id, Scored(h.item_id, "chunk")).scores["dense"] = max(h.score, 0.0)
+        missing = [s.item_id for s in by_id.values() if "dense" not in s.scores]
+        if missing:
+            vecs = self.index.get_vectors(tenant, "text", missing)
+            for item_id, v in vecs.items():
+                by_id[item_id].scores["dense"] = max(float(v @ qvec), 0.0)
+        return list(by_id.values())
+
+    @staticmethod
+    def _fuse_text(scored: list[Scored]) -> None:
+        for s in scored:
+            s.scores.setdefault("lexical", 0.0)
+            s.scores.setdefault("dense", 0.0)
+            s.score = LEXICAL_WEIGHT * s.scores["lexical"] + (1 - LEXICAL_WEIGHT) * s.scores["dense"]
+            s.scores["fused"] = s.score
+
+    def _rerank(self, query: str, outcome: SearchOutcome, model: str, opts: RerankOptions, timer: Timer) -> None:
+        head = outcome.results[: opts.input_limit]
+        texts = [(r.chunk.content if r.chunk else (r.image.caption if r.image else "")) for r in head]
+        try:
+            raw = timer.run("rerank", lambda: self.rerankers.score(model, query, texts, opts.timeout_ms / 1000))
+        except FutureTimeout:
+            self._rerank_failed(outcome, f"reranker {model} timed out after {opts.timeout_ms} ms", opts)
+            return
+        except Exception as exc:  # missing model, runtime failure
+            self._rerank_failed(outcome, f"reranker {model} failed: {type(exc).__name__}: {exc}"[:300], opts)
+            return
+        for r, logit in zip(head, raw, strict=True):
+            r.rerank_score = _sigmoid(logit)
+            r.scores["rerank"] = r.rerank_score
+        head.sort(key=lambda r: -(r.rerank_score or 0.0))
+        if opts.score_threshold is not None:
+            head = [r for r in head if (r.rerank_score or 0.0) >= opts.score_threshold]
+        outcome.results = head
+        outcome.reranked = True
+
+    @staticmethod
+    def _rerank_failed(outcome: SearchOutcome, message: str, opts: RerankOptions) -> None:
+        if opts.fail_strategy == "error":
+            from mmrag.errors import ServiceUnavailable
+
+            raise ServiceUnavailable("reranking failed", message)
+        outcome.rerank_error = message
+
+    # ------------------------------------------------------------------ hydration
+    def _hydrate(self, tenant: str, scored: list[Scored], limit: int) -> list[Scored]:
+        """Attach rows; drop items whose document is not (or no longer) completed. Keeps order."""
+        out: list[Scored] = []
+        start = 0
+        batch = max(limit * 2, 20)
+        while len(out) < limit and start < len(scored):
+            part = scored[start : start + batch]
+            start += batch
+            chunks = self.docs.get_chunks_by_id(tenant, [s.item_id for s in part if s.kind == "chunk"])
+            images = self.docs.get_images_by_id(tenant, [s.item_id for s in part if s.kind == "image"])
+            doc_ids = [c.document_id for c in chunks.values()] + [i.document_id for i in images.values()]
+            docs = self.docs.documents_by_id(tenant, doc_ids)
+            for s in part:
+                row = chunks.get(s.item_id) if s.kind == "chunk" else images.get(s.item_id)
+                if row is None:
+                    continue
+                doc = docs.get(row.document_id)
+                if doc is None or doc.status != "completed":
+                    continue
+                s.document = doc
+                if s.kind == "chunk":
+                    s.chunk = row  # type: ignore[assignment]
+                else:
+                    s.image = row  # type: ignore[assignment]
+                out.append(s)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def images_for(self, tenant: str, image_ids: Sequence[str]) -> dict[str, ImageRecord]:
+        return self.docs.get_images_by_id(tenant, [i for i in image_ids if i])
+
+    # ------------------------------------------------------------------ image
+    def image_by_image(self, tenant: str, image_vec: np.ndarray, top_k: int, filters: SearchFilters,
+                       threshold: float | None, timer: Timer) -> SearchOutcome:
+        hits = timer.run("retrieve", lambda: self.index.search_vector(
+            tenant, "clip", image_vec, replace(filters, kinds=["image"]), max(top_k * 2, 20)))
+        scored = [Scored(h.item_id, "image", {"image": max(h.score, 0.0)}, max(h.score, 0.0)) for h in hits]
+        for s in scored:
+            s.scores["fused"] = s.score
+        results = timer.run("hydrate", lambda: self._hydrate(tenant, scored, top_k))
+        if threshold is not None:
+            results = [r for r in results if r.score >= threshold]
+        return SearchOutcome(results[:top_k], timer.timings, len(scored))
+
+    def image_by_text(self, tenant: str, query: str, top_k: int, filters: SearchFilters,
+                      threshold: float | None, timer: Timer) -> SearchOutcome:
+        """CLIP text→image, fused with lexical and dense matches on the pictures' OCR text and captions."""
+        clip_q = timer.run("encode", lambda: self.clip.embed_texts([query])[0])
+        text_q = timer.run("encode", lambda: self.text_embedder.embed_query(query))
+        img_filters = replace(filters, kinds=["image"])
+        k = max(CANDIDATES, top_k * 3)
+
+        def retrieve():
+            clip_hits = self.index.search_vector(tenant, "clip", clip_q, img_filters, k)
+            chunk_hits = self._text_candidates(tenant, query, text_q, replace(filters, kinds=["chunk"]), k)
+            return clip_hits, chunk_hits
+
+        clip_hits, chunk_hits = timer.run("retrieve", retrieve)
+        by_image: dict[str, Scored] = {}
+        for h in clip_hits:
+            by_image[h.item_id] = Scored(h.item_id, "image", {"clip": max(h.score, 0.0)})
+        chunk_rows = self.docs.get_chunks_by_id(tenant, [c.item_id for c in chunk_hits])
+        for c in chunk_hits:
+            row = chunk_rows.get(c.item_id)
+            if row is None or not row.image_id:
+                continue
+            s = by_image.setdefault(row.image_id, Scored(row.image_id, "image", {}))
+            for name in ("lexical", "dense"):
+                s.scores[name] = max(s.scores.get(name, 0.0), c.scores.get(name, 0.0))
+        missing = [i for i, s in by_image.items() if "clip" not in s.scores]
+        if missing:
+            for item_id, v in self.index.get_vectors(tenant, "clip", missing).items():
+                by_image[item_id].scores["clip"] = max(float(v @ clip_q), 0.0)
+
+        def fuse():
+            for s in by_image.values():
+                lex, dense, clip = (s.scores.get(n, 0.0) for n in ("lexical", "dense", "clip"))
+                s.score = 0.45 * lex + 0.3 * dense + 0.25 * clip
+                s.scores["fused"] = s.score
+
+        timer.run("fuse", fuse)
+        scored = sorted(by_image.values(), key=lambda s: -s.score)
+        results = timer.run("hydrate", lambda: self._hydrate(tenant, scored, top_k))
+        if threshold is not None:
+            results = [r for r in results if r.score >= threshold]
+        return SearchOutcome(results[:top_k], timer.timings, len(scored))
+
+    # ------------------------------------------------------------------ multimodal
+    def multimodal(self, tenant: str, query_text: str | None, image_vec: np.ndarray | None, top_k: int,
+                   filters: SearchFilters, weights: dict[str, float], strategy: str, threshold: float | None,
+                   rerank: RerankOptions, timer: Timer) -> SearchOutcome:
+        k = max(CANDIDATES, top_k * 3)
+        cands: dict[str, Scored] = {}
+
+        def get(item_id: str, kind: str) -> Scored:
+            return cands.setdefault(item_id, Scored(item_id, kind))
+
+        if query_text:
+            text_q = timer.run("encode", lambda: self.text_embedder.embed_query(query_text))
+            clip_tq = timer.run("encode", lambda: self.clip.embed_texts([query_text])[0])
+            chunk_hits = timer.run("retrieve", lambda: self._text_candidates(
+                tenant, query_text, text_q, replace(filters, kinds=["chunk"]), k))
+            self._fuse_text(chunk_hits)
+            chunk_rows = self.docs.get_chunks_by_id(tenant, [c.item_id for c in chunk_hits])
+            for c in chunk_hits:
+                s = get(c.item_id, "chunk")
+                s.scores.update({n: c.scores[n] for n in ("lexical", "dense")})
+                s.scores["text"] = c.score
+                row = chunk_rows.get(c.item_id)
+                if row is not None and row.image_id:  # the words are printed in a picture: the picture matches too
+                    img = get(row.image_id, "image")
+                    img.scores["text"] = max(img.scores.get("text", 0.0), c.score)
+            clip_hits = timer.run("retrieve", lambda: self.index.search_vector(
+                tenant, "clip", clip_tq, replace(filters, kinds=["image"]), k))
+            for h in clip_hits:
+                s = get(h.item_id, "image")
+                s.scores["clip_text"] = max(h.score, 0.0)
+                s.scores["text"] = max(s.scores.get("text", 0.0), 0.5 * max(h.score, 0.0))
+        if image_vec is not None:
+            img_hits = timer.run("retrieve", lambda: self.index.search_vector(
+                tenant, "clip", image_vec, replace(filters, kinds=None), k))
+            for h in img_hits:
+                kind = "image" if h.item_id.startswith("img_") else "chunk"
+                get(h.item_id, kind).scores["image"] = max(h.score, 0.0)
+            # exact image similarity for text candidates too, so that every candidate is scored in both modalities
+            missing = [i for i, s in cands.items() if "image" not in s.scores]
+            for item_id, v in self.index.get_vectors(tenant, "clip", missing).items():
+                cands[item_id].scores["image"] = max(float(v @ image_vec), 0.0)
+        timer.run("fuse", lambda: fuse_modalities(list(cands.values()), weights, strategy,
+                                                  has_text=bool(query_text), has_image=image_vec is not None))
+        scored = sorted(cands.values(), key=lambda s: -s.score)
+        results = timer.run("hydrate", lambda: self._hydrate(tenant, scored, max(top_k, rerank.input_limit)))
+        outcome = SearchOutcome(results, timer.timings, len(scored))
+        if rerank.enabled and query_text and results:
+            self._rerank(query_text, outcome, self.rerankers.resolve(rerank.model), rerank, timer)
+        if threshold is not None:
+            outcome.results = [r for r in outcome.results if r.score >= threshold]
+        outcome.results = outcome.results[:top_k]
+        outcome.timings = timer.timings
+        return outcome
+
+    # ------------------------------------------------------------------ similar
+    def similar(self, tenant: str, reference_type: str, reference_id: str, top_k: int, exclude_self: bool,
+                filters: SearchFilters) -> tuple[list[dict[str, Any]], dict[str, float]]:
+        timer = Timer()
+        if reference_type == "document":
+            doc = self.docs.get_document(tenant, reference_id)
+            if doc is None or doc.status not in ("completed",):
+                raise NotFound(f"document {reference_id} not found")
+            item_ids = self.index.item_ids(tenant, reference_id)
+            vecs = self.index.get_vectors(tenant, "text", item_ids)
+            space = "text"
+            if not vecs:
+                vecs, space = self.index.get_vectors(tenant, "clip", item_ids), "clip"
+            if not vecs:
+                return [], timer.timings
+            centre = np.mean(np.stack(list(vecs.values())), axis=0)
+            centre /= max(float(np.linalg.norm(centre)), 1e-12)
+            f = replace(filters, kinds=["chunk"] if space == "text" else None)
+            if exclude_self:
+                f.exclude_item_ids = item_ids
+            hits = timer.run("retrieve", lambda: self.index.search_vector(tenant, space, centre, f, top_k * 20))
+            best: dict[str, float] = {}
+            item_docs = self._item_documents(tenant, [h.item_id for h in hits])
+            for h in hits:
+                d = item_docs.get(h.item_id)
+                if d is None or (exclude_self and d == reference_id):
+                    continue
+                best[d] = max(best.get(d, -1.0), h.score)
+            docs = self.docs.documents_by_id(tenant, list(best))
+            ranked = sorted(((d, s) for d, s in best.items() if d in docs and docs[d].status == "completed"),
+                            key=lambda x: -x[1])[:top_k]
+            return [{"item_id": d, "item_type": "document", "document_id": d, "similarity_score": round(max(s, 0), 6),
+                     "metadata": {"title": docs[d].metadata.get("title"), "category": docs[d].metadata.get("category"),
+                                  "document_type": docs[d].document_type}} for d, s in ranked], timer.timings
+        if reference_type == "chunk":
+            row = self.docs.get_chunks_by_id(tenant, [reference_id]).get(reference_id)
+            space, kinds = "text", ["chunk"]
+        elif reference_type == "image":
+            row = self.docs.get_images_by_id(tenant, [reference_id]).get(reference_id)
+            space, kinds = "clip", ["image"]
+        else:
+            raise InvalidParameter("reference_type must be document, chunk or image")
+        if row is None:
+            raise NotFound(f"{reference_type} {reference_id} not found")
+        vec = self.index.get_vectors(tenant, space, [reference_id]).get(reference_id)
+        if vec is None:
+            return [], timer.timings
+        f = replace(filters, kinds=kinds, exclude_item_ids=[reference_id] if exclude_self else None)
+        hits = timer.run("retrieve", lambda: self.index.search_vector(tenant, space, vec, f, top_k * 2))
+        scored = [Scored(h.item_id, kinds[0], {"dense" if space == "text" else "image": h.score}, max(h.score, 0))
+                  for h in hits]
+        results = self._hydrate(tenant, scored, top_k)
+        out = []
+        for r in results:
+            meta = {"title": r.document.metadata.get("title") if r.document else None,
+                    "document_id": r.document.document_id if r.document else None}
+            if r.chunk:
+                meta.update({"chunk_index": r.chunk.chunk_index, "page_number": r.chunk.page_number})
+                content = r.chunk.content
+            else:
+                content = r.image.caption if r.image else ""
+            out.append({"item_id": r.item_id, "item_type": r.kind if r.kind == "chunk" else "image",
+                        "document_id": r.document.document_id if r.document else None,
+                        "similarity_score": round(r.score, 6), "content": content, "metadata": meta})
+        return out, timer.timings
+
+    def _item_documents(self, tenant: str, item_ids: Sequence[str]) -> dict[str, str]:
+        out = {i: c.document_id for i, c in self.docs.get_chunks_by_id(tenant, item_ids).items()}
+        out.update({i: im.document_id for i, im in self.docs.get_images_by_id(tenant, item_ids).items()})
+        return out
+
+
+def fuse_modalities(cands: list[Scored], weights: dict[str, float], strategy: str, *, has_text: bool,
+                    has_image: bool) -> None:
+    """Combine the text and image modalities of each candidate (see the README for the three strategies)."""
+    modalities = [m for m, on in (("text", has_text), ("image", has_image)) if on]
+    w = {m: max(float(weights.get(m, 0.5)), 0.0) for m in modalities}
+    if sum(w.values()) <= 0:
+        w = {m: 1.0 for m in modalities}
+    if strategy == "rrf":
+        for m in modalities:
+            ranked = sorted((c for c in cands if c.scores.get(m, 0.0) > 0), key=lambda c: -c.scores[m])
+            for rank, c in enumerate(ranked, start=1):
+                c.scores[f"{m}_rank"] = rank
+        for c in cands:
+            c.score = sum(w[m] / (RRF_K + c.scores[f"{m}_rank"]) for m in modalities if f"{m}_rank" in c.scores)
+            c.scores["fused"] = c.score
+        return
+    if strategy == "weighted_sum":
+        best = {m: max((c.scores.get(m, 0.0) for c in cands), default=0.0) for m in modalities}
+        for c in cands:
+            present = [m for m in modalities if m in c.scores]
+            total_w = sum(w[m] for m in present) or 1.0
+            c.score = sum(w[m] * (c.scores[m] / best[m] if best[m] > 0 else 0.0) for m in present) / total_w
+            c.scores["fused"] = c.score
+        return
+    if strategy == "linear_combination":
+        total_w = sum(w.values()) or 1.0
+        for c in cands:
+            c.score = sum(w[m] * c.scores.get(m, 0.0) for m in modalities) / total_w
+            c.scores["fused"] = c.score
+        return
+    raise InvalidParameter("fusion_strategy must be weighted_sum, rrf or linear_combination")

@@ -1,0 +1,1 @@
+"""Ingestion: format sniffing, image handling, document parsing and chunking."""

@@ -1,0 +1,1 @@
+"""Security helpers: SSRF-safe fetching of user-supplied URLs."""

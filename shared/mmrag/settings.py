@@ -1,0 +1,76 @@
+"""Configuration from the environment (MMRAG_*), one place for every knob."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Requests per hour per API key, by endpoint class (contract section 6).
+DEFAULT_RATE_LIMITS = {"upload": 100, "query": 1000, "search": 500, "qa": 200}
+
+
+def parse_pairs(raw: str) -> dict[str, str]:
+    """Parse 'a=b,c=d' into {'a': 'b', 'c': 'd'}; blanks are ignored."""
+    out: dict[str, str] = {}
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ValueError(f"expected key=value, got {part!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MMRAG_", extra="ignore")
+
+    backend: str = Field("local", description="local | aws")
+    data_dir: Path = Path(".mmrag")
+    api_keys: str = Field("", description="bootstrap keys: key=tenant,key2=tenant2")
+    max_upload_mb: float = 50
+    rate_limits: str = Field("", description="per key and hour, e.g. upload=100,query=1000,search=500,qa=200")
+    model_dir: Path | None = None
+    text_model: str = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
+    image_model: str = "Qdrant/clip-ViT-B-32-vision"
+    image_text_model: str = "Qdrant/clip-ViT-B-32-text"
+    rerank_model: str = "Xenova/ms-marco-MiniLM-L-6-v2"
+    workers: int = Field(1, ge=1, le=16, description="background ingestion workers")
+    upload_wait_s: float = Field(1.5, ge=0, description="how long an upload waits for a small document to finish")
+    max_image_pixels: int = 40_000_000
+    max_pdf_pages: int = 2000
+    fetch_timeout_s: float = 20
+    ocr_min_chars: int = Field(16, description="a PDF page with fewer text-layer characters is OCR'd")
+    max_job_attempts: int = 3
+
+    @field_validator("api_keys", "rate_limits")
+    @classmethod
+    def _pairs_parse(cls, v: str) -> str:
+        parse_pairs(v)
+        return v
+
+    @property
+    def bootstrap_keys(self) -> dict[str, str]:
+        return parse_pairs(self.api_keys)
+
+    @property
+    def rate_limit_table(self) -> dict[str, int]:
+        table = dict(DEFAULT_RATE_LIMITS)
+        for name, value in parse_pairs(self.rate_limits).items():
+            if name not in table:
+                raise ValueError(f"unknown rate-limit class {name!r}; known: {sorted(table)}")
+            table[name] = int(value)
+        return table
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,142 @@
+"""Builds the service container from settings: the only place that knows which adapters are in use."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from mmrag.api.ratelimit import RateLimiter
+from mmrag.core.documents import DocumentLocks, DocumentService, KeyService
+from mmrag.core.ingestion import IngestionPipeline, IngestLimits
+from mmrag.core.jobs import ThreadJobRunner
+from mmrag.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class LocalContainer:
+    """Everything on one machine: files, SQLite, the embedded index, fastembed models, RapidOCR, worker threads."""
+
+    backend = "local"
+
+    def __init__(self, settings: Settings, *, start_workers: bool = True):
+        from mmrag.adapters.local.blobs import FileBlobStore
+        from mmrag.adapters.local.models import FastEmbedClip, FastEmbedReranker, FastEmbedTextEmbedder, ModelSource
+        from mmrag.adapters.local.ocr import RapidOcrEngine
+        from mmrag.adapters.local.sqlite_store import SqliteDocumentStore, SqliteKeyStore
+        from mmrag.adapters.local.vector_index import EmbeddedVectorIndex
+        from mmrag.security.fetch import fetch_url
+
+        self.settings = settings
+        root = Path(settings.data_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        self.store = SqliteDocumentStore(root / "mmrag.sqlite")
+        self.key_store = SqliteKeyStore(self.store.db)
+        self.blobs = FileBlobStore(root / "blobs")
+        self.index = EmbeddedVectorIndex(root / "index")
+        source = ModelSource(settings.model_dir, root / "models")
+        self.text_embedder = FastEmbedTextEmbedder(settings.text_model, source)
+        self.clip = FastEmbedClip(settings.image_model, settings.image_text_model, source)
+        self.model_source = source
+        self.ocr = RapidOcrEngine()
+        self.locks = DocumentLocks()
+        self.pipeline = IngestionPipeline(
+            self.store, self.blobs, self.index, self.text_embedder, self.clip, self.ocr,
+            IngestLimits(max_pixels=settings.max_image_pixels, max_pages=settings.max_pdf_pages,
+                         ocr_min_chars=settings.ocr_min_chars),
+            self.locks,
+        )
+        self.runner = ThreadJobRunner(self.store, self.pipeline.run, workers=settings.workers,
+                                      max_attempts=settings.max_job_attempts) if start_workers else None
+
+        def fetch(url: str, max_bytes: int) -> bytes:
+            return fetch_url(url, max_bytes=max_bytes, timeout=settings.fetch_timeout_s).data
+
+        self.documents = DocumentService(
+            self.store, self.blobs, self.index, self.pipeline, self.runner, self.locks, fetch,
+            settings.max_upload_bytes, settings.max_image_pixels, settings.upload_wait_s,
+        )
+        if self.runner:
+            self.runner.on_give_up = self.documents.give_up
+        from fastembed.rerank.cross_encoder import TextCrossEncoder
+
+        from mmrag.core.search import Rerankers, SearchService
+
+        known = [m["model"] for m in TextCrossEncoder.list_supported_models()]
+        self.rerankers = Rerankers(settings.rerank_model, lambda name: FastEmbedReranker(name, source), known)
+        self.search = SearchService(self.store, self.index, self.text_embedder, self.clip, self.rerankers)
+        self._fetch = fetch
+        self.keys = KeyService(self.key_store, settings.bootstrap_keys)
+        self.rate_limiter = RateLimiter(settings.rate_limit_table)
+        self._warm: threading.Thread | None = None
+
+    def decode_query_image(self, value: str):
+        """A query picture from base64 or an http(s) URL (fetched through the SSRF guard), pixel-limited."""
+        from mmrag.core.documents import URL_SCHEME, decode_base64
+        from mmrag.errors import InvalidParameter, ProcessingError
+        from mmrag.ingest.images import open_image
+
+        value = value.strip()
+        data = self._fetch(value, self.settings.max_upload_bytes) if URL_SCHEME.match(value) else decode_base64(value)
+        try:
+            return open_image(data, self.settings.max_image_pixels)
+        except ProcessingError as exc:
+            raise InvalidParameter(f"query_image: {exc}") from exc
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self.documents.finish_deletes()
+        self.sweep_orphan_blobs()
+        self._warm = threading.Thread(target=self.warm_up, name="mmrag-warm-up", daemon=True)
+        self._warm.start()
+        if self.runner:
+            self.runner.start()
+
+    def stop(self) -> None:
+        if self.runner:
+            self.runner.stop()
+
+    def warm_up(self) -> None:
+        from mmrag.text import analyzer
+
+        for name, fn in (("text model", self.text_embedder.load), ("clip", self.clip.load),
+                         ("ocr", self.ocr.load), ("jieba", analyzer.warm_up)):
+            try:
+                fn()
+            except Exception:
+                log.exception("loading %s failed", name)
+
+    def sweep_orphan_blobs(self) -> int:
+        """Remove blob folders of documents that have no row (a crash between writing the upload and its row)."""
+        removed = 0
+        tenants_root = Path(self.blobs.root) / "t"
+        if not tenants_root.is_dir():
+            return 0
+        for tenant_dir in tenants_root.iterdir():
+            doc_dirs = [p for p in tenant_dir.iterdir() if p.is_dir()]
+            existing = self.store.existing_ids([p.name for p in doc_dirs])
+            for p in doc_dirs:
+                if p.name not in existing:
+                    removed += self.blobs.delete_prefix(f"t/{tenant_dir.name}/{p.name}")
+        return removed
+
+    def health(self) -> dict[str, Any]:
+        models = {"text": self.text_embedder.health(), "clip": self.clip.health(), "rerank": {"default": self.rerankers.default}}
+        states = [models["text"]["state"], models["clip"]["image_state"], models["clip"]["text_state"]]
+        models["status"] = "error" if "error" in states else ("ok" if all(s == "loaded" for s in states) else "loading")
+        ocr = self.ocr.health()
+        ocr["status"] = "ok" if ocr["state"] in ("loaded", "not loaded") else "error"
+        return {"store": self.store.health(), "blobs": self.blobs.health(), "index": self.index.health(),
+                "models": models, "ocr": ocr}
+
+
+def build_container(settings: Settings, **kwargs: Any):
+    if settings.backend == "local":
+        return LocalContainer(settings, **kwargs)
+    if settings.backend == "aws":
+        from mmrag.adapters.aws.container import AwsContainer  # type: ignore[import-not-found]
+
+        return AwsContainer(settings, **kwargs)
+    raise ValueError(f"unknown MMRAG_BACKEND {settings.backend!r}: use local or aws")
