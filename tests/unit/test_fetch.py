@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import http.server
 import ipaddress
 import select
@@ -203,7 +204,7 @@ def loopback_pair() -> Iterator[tuple[int, socket.socket, socket.socket | None]]
             try:
                 v6 = stack.enter_context(_listener("::1", port))
             except OSError as exc:
-                if exc.errno in (98,):  # EADDRINUSE: try another port
+                if exc.errno == errno.EADDRINUSE:
                     continue
                 v6 = None
             yield port, v4, v6
@@ -218,6 +219,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
 
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except OSError:  # the client gave up (oversize, deadline, rejected certificate), as it should
+            self.close_connection = True
+
     def _send(self, status: int, body: bytes = b"", **headers: str) -> None:
         self.send_response(status)
         headers.setdefault("Content-Length", str(len(body)))
@@ -229,65 +236,62 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _redirect(self, location: str) -> None:
         self._send(302, Location=location)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+    def do_GET(self) -> None:
         self.server.requests.append((self.path, self.headers.get("Host", "")))
         port = self.server.server_address[1]
         path = self.path
-        try:
-            if path == "/doc":
-                self._send(200, BODY, Content_Type="text/plain; charset=utf-8")
-            elif path == "/to-other-host":
-                self._redirect(f"http://127.0.0.2:{self.server.other_port}/doc")
-            elif path == "/to-name":
-                self._redirect(f"http://docs.example.test:{port}/doc")
-            elif path == "/to-file":
-                self._redirect("file:///etc/passwd")
-            elif path.startswith("/chain/"):
-                left = int(path.rsplit("/", 1)[1])
-                if left:
-                    self._redirect(f"/chain/{left - 1}")
-                else:
-                    self._send(200, BODY)
-            elif path == "/missing":
-                self._send(404, b"SECRET-BODY", Content_Type="text/plain")
-            elif path == "/gzip":
-                self._send(200, b"\x1f\x8b" + b"\0" * 20, Content_Encoding="gzip")
-            elif path == "/big-length":
-                self.send_response(200)
-                self.send_header("Content-Length", "1000000")
-                self.end_headers()
-                self.wfile.write(b"x" * 1000)
-            elif path == "/big-chunked":
-                self.send_response(200)
-                self.send_header("Transfer-Encoding", "chunked")
-                self.end_headers()
-                chunk = b"x" * 65536
-                for _ in range(1000):
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-            elif path == "/big-until-close":
-                self.send_response(200)
-                self.send_header("Connection", "close")
-                self.end_headers()
-                for _ in range(1000):
-                    self.wfile.write(b"x" * 65536)
-            elif path == "/trickle-body":
-                self.send_response(200)
-                self.send_header("Content-Length", "100")
-                self.end_headers()
-                for _ in range(100):
-                    self.wfile.write(b"x")
-                    self.wfile.flush()
-                    time.sleep(0.2)
-            elif path == "/trickle-headers":
-                self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
-                for _ in range(100):
-                    self.wfile.write(b"a")
-                    self.wfile.flush()
-                    time.sleep(0.2)
+        if path == "/doc":
+            self._send(200, BODY, Content_Type="text/plain; charset=utf-8")
+        elif path == "/to-other-host":
+            self._redirect(f"http://127.0.0.2:{self.server.other_port}/doc")
+        elif path == "/to-name":
+            self._redirect(f"http://docs.example.test:{port}/doc")
+        elif path == "/to-file":
+            self._redirect("file:///etc/passwd")
+        elif path.startswith("/chain/"):
+            left = int(path.rsplit("/", 1)[1])
+            if left:
+                self._redirect(f"/chain/{left - 1}")
             else:
-                self._send(404)
-        except OSError:  # the client gave up, as it should
-            self.close_connection = True
+                self._send(200, BODY)
+        elif path == "/missing":
+            self._send(404, b"SECRET-BODY", Content_Type="text/plain")
+        elif path == "/gzip":
+            self._send(200, b"\x1f\x8b" + b"\0" * 20, Content_Encoding="gzip")
+        elif path == "/big-length":
+            self.send_response(200)
+            self.send_header("Content-Length", "1000000")
+            self.end_headers()
+            self.wfile.write(b"x" * 1000)
+        elif path == "/big-chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            chunk = b"x" * 65536
+            for _ in range(1000):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        elif path == "/big-until-close":
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for _ in range(1000):
+                self.wfile.write(b"x" * 65536)
+        elif path == "/trickle-body":
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            for _ in range(100):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.2)
+        elif path == "/trickle-headers":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            for _ in range(100):
+                self.wfile.write(b"a")
+                self.wfile.flush()
+                time.sleep(0.2)
+        else:
+            self._send(404)
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -442,14 +446,14 @@ def test_trickling_body_cut_off_at_deadline(base: str) -> None:
     started = time.monotonic()
     with pytest.raises(FetchFailed, match="timed out"):
         fetch_url(f"{base}/trickle-body", max_bytes=1000, timeout=1, allow=only_127_0_0_1)
-    assert 0.9 < time.monotonic() - started < 1.5
+    assert 0.9 < time.monotonic() - started < 1.8
 
 
 def test_trickling_headers_cut_off_at_deadline(base: str) -> None:
     started = time.monotonic()
     with pytest.raises(FetchFailed, match="timed out"):
         fetch_url(f"{base}/trickle-headers", max_bytes=1000, timeout=0.5, allow=only_127_0_0_1)
-    assert 0.4 < time.monotonic() - started < 1.0
+    assert 0.4 < time.monotonic() - started < 1.3
 
 
 def test_http_error_status_is_fetch_failed_without_body(base: str) -> None:

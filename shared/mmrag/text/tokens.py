@@ -123,7 +123,11 @@ _SOFT_HYPHEN = re.compile(r"[\x02\ufffe\u00ad] *(\n?) *")
 _MULTI_SPACE = re.compile(r" {2,}")
 _SPACE_AROUND_NEWLINE = re.compile(r" *\n *")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
-_SINGLE_NEWLINE = re.compile(r"(\S?)(\S)\n(?=(\S))")
+_WIDE = re.compile(rf"[{_CJK}\u3000-\u303f\uff00-\uff65]")
+# Lines are only judged "short" (a heading, a paragraph's last line) on pages with enough lines to know their width.
+_MIN_LINES_FOR_WIDTH = 5
+_MIN_TYPICAL_WIDTH = 40
+_SHORT_LINE_RATIO = 0.5
 _FULLWIDTH_PUNCT = re.compile(r"[\u3000-\u303f\uff00-\uff65]")
 _SENTENCE_END = frozenset(".!?。！？")
 _LATIN_BEFORE_JOIN = frozenset(",;:)]}%\"'”’")
@@ -145,7 +149,7 @@ def normalize_page_text(text: str, *, join_lines: bool = True) -> str:
     text = _SPACE_AROUND_NEWLINE.sub("\n", text)
     text = _MANY_NEWLINES.sub("\n\n", text)
     if join_lines:
-        text = _SINGLE_NEWLINE.sub(_join_line, text)
+        text = _join_hard_wraps(text)
     return text.strip()
 
 
@@ -157,14 +161,35 @@ def _soft_hyphen(m: re.Match[str]) -> str:
     return "-" + m.group(1)
 
 
-def _join_line(m: re.Match[str]) -> str:
-    before2, before, after = m.group(1), m.group(2), m.group(3)
-    if before == "-" and before2.isalpha():
-        if after.islower():
-            return before2  # "exam-\nple" -> "example"
-        if after.isalnum():
-            return before2 + before  # "PDF-\nBased" -> "PDF-Based"
-    return before2 + before + _line_joiner(before, after)
+def _join_hard_wraps(text: str) -> str:
+    lines = text.split("\n")
+    short = _short_line_width(lines)
+    parts = [lines[0]]
+    for prev, line in zip(lines, lines[1:], strict=False):
+        if not prev or not line:
+            parts.append("\n")
+        elif prev[-1] == "-" and prev[-2:-1].isalpha() and line[0].isalnum():
+            # "exam-\nple" -> "example", but "PDF-\nBased" -> "PDF-Based"
+            if line[0].islower():
+                parts[-1] = prev[:-1]
+        elif short and _width(prev) < short:
+            parts.append("\n")
+        else:
+            parts.append(_line_joiner(prev[-1], line[0]))
+        parts.append(line)
+    return "".join(parts)
+
+
+def _width(line: str) -> int:
+    return len(line) + len(_WIDE.findall(line))
+
+
+def _short_line_width(lines: list[str]) -> float | None:
+    widths = sorted(_width(line) for line in lines if line)
+    if len(widths) < _MIN_LINES_FOR_WIDTH:
+        return None
+    typical = widths[int(0.8 * (len(widths) - 1))]
+    return typical * _SHORT_LINE_RATIO if typical >= _MIN_TYPICAL_WIDTH else None
 
 
 def _line_joiner(before: str, after: str) -> str:
