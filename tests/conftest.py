@@ -22,8 +22,10 @@ TEST_MODELS = {
 }
 KEY_A, KEY_B = "test-key-a", "test-key-b"
 
-needs_models = pytest.mark.skipif(not (MODELS / "sentence-transformers").is_dir(),
-                                  reason=f"offline models not found at {MODELS} (set MMRAG_TEST_MODEL_DIR)")
+needs_models = pytest.mark.skipif(
+    not (MODELS / "sentence-transformers").is_dir(),
+    reason=f"offline models not found at {MODELS} (set MMRAG_TEST_MODEL_DIR)",
+)
 
 
 def free_port() -> int:
@@ -35,9 +37,16 @@ def free_port() -> int:
 def settings_for(data_dir: Path, **overrides):
     from mmrag.settings import Settings
 
-    env = {k[len("MMRAG_"):].lower(): v for k, v in TEST_MODELS.items()}
-    values = {**env, "data_dir": data_dir, "model_dir": MODELS, "api_keys": f"{KEY_A}=tenant-a,{KEY_B}=tenant-b",
-              "max_upload_mb": 5, "upload_wait_s": 0.5, **overrides}
+    env = {k[len("MMRAG_") :].lower(): v for k, v in TEST_MODELS.items()}
+    values = {
+        **env,
+        "data_dir": data_dir,
+        "model_dir": MODELS,
+        "api_keys": f"{KEY_A}=tenant-a,{KEY_B}=tenant-b",
+        "max_upload_mb": 5,
+        "upload_wait_s": 0.5,
+        **overrides,
+    }
     return Settings(**values)
 
 

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     rate_limits: str = Field("", description="per key and hour, e.g. upload=100,query=1000,search=500,qa=200")
     model_dir: Path | None = None
     text_model: str = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
+    text_max_tokens: int = Field(256, ge=16, le=8192, description="word pieces the text model reads per chunk")
     image_model: str = "Qdrant/clip-ViT-B-32-vision"
     image_text_model: str = "Qdrant/clip-ViT-B-32-text"
     rerank_model: str = "Xenova/ms-marco-MiniLM-L-6-v2"

@@ -37,26 +37,47 @@ class LocalContainer:
         self.blobs = FileBlobStore(root / "blobs")
         self.index = EmbeddedVectorIndex(root / "index")
         source = ModelSource(settings.model_dir, root / "models")
-        self.text_embedder = FastEmbedTextEmbedder(settings.text_model, source)
+        self.text_embedder = FastEmbedTextEmbedder(settings.text_model, source, max_tokens=settings.text_max_tokens)
         self.clip = FastEmbedClip(settings.image_model, settings.image_text_model, source)
         self.model_source = source
         self.ocr = RapidOcrEngine()
         self.locks = DocumentLocks()
         self.pipeline = IngestionPipeline(
-            self.store, self.blobs, self.index, self.text_embedder, self.clip, self.ocr,
-            IngestLimits(max_pixels=settings.max_image_pixels, max_pages=settings.max_pdf_pages,
-                         ocr_min_chars=settings.ocr_min_chars),
+            self.store,
+            self.blobs,
+            self.index,
+            self.text_embedder,
+            self.clip,
+            self.ocr,
+            IngestLimits(
+                max_pixels=settings.max_image_pixels,
+                max_pages=settings.max_pdf_pages,
+                ocr_min_chars=settings.ocr_min_chars,
+            ),
             self.locks,
         )
-        self.runner = ThreadJobRunner(self.store, self.pipeline.run, workers=settings.workers,
-                                      max_attempts=settings.max_job_attempts) if start_workers else None
+        self.runner = (
+            ThreadJobRunner(
+                self.store, self.pipeline.run, workers=settings.workers, max_attempts=settings.max_job_attempts
+            )
+            if start_workers
+            else None
+        )
 
         def fetch(url: str, max_bytes: int) -> bytes:
             return fetch_url(url, max_bytes=max_bytes, timeout=settings.fetch_timeout_s).data
 
         self.documents = DocumentService(
-            self.store, self.blobs, self.index, self.pipeline, self.runner, self.locks, fetch,
-            settings.max_upload_bytes, settings.max_image_pixels, settings.upload_wait_s,
+            self.store,
+            self.blobs,
+            self.index,
+            self.pipeline,
+            self.runner,
+            self.locks,
+            fetch,
+            settings.max_upload_bytes,
+            settings.max_image_pixels,
+            settings.upload_wait_s,
         )
         if self.runner:
             self.runner.on_give_up = self.documents.give_up
@@ -101,8 +122,12 @@ class LocalContainer:
     def warm_up(self) -> None:
         from mmrag.text import analyzer
 
-        for name, fn in (("text model", self.text_embedder.load), ("clip", self.clip.load),
-                         ("ocr", self.ocr.load), ("jieba", analyzer.warm_up)):
+        for name, fn in (
+            ("text model", self.text_embedder.load),
+            ("clip", self.clip.load),
+            ("ocr", self.ocr.load),
+            ("jieba", analyzer.warm_up),
+        ):
             try:
                 fn()
             except Exception:
@@ -123,13 +148,22 @@ class LocalContainer:
         return removed
 
     def health(self) -> dict[str, Any]:
-        models = {"text": self.text_embedder.health(), "clip": self.clip.health(), "rerank": {"default": self.rerankers.default}}
+        models = {
+            "text": self.text_embedder.health(),
+            "clip": self.clip.health(),
+            "rerank": {"default": self.rerankers.default},
+        }
         states = [models["text"]["state"], models["clip"]["image_state"], models["clip"]["text_state"]]
         models["status"] = "error" if "error" in states else ("ok" if all(s == "loaded" for s in states) else "loading")
         ocr = self.ocr.health()
         ocr["status"] = "ok" if ocr["state"] in ("loaded", "not loaded") else "error"
-        return {"store": self.store.health(), "blobs": self.blobs.health(), "index": self.index.health(),
-                "models": models, "ocr": ocr}
+        return {
+            "store": self.store.health(),
+            "blobs": self.blobs.health(),
+            "index": self.index.health(),
+            "models": models,
+            "ocr": ocr,
+        }
 
 
 def build_container(settings: Settings, **kwargs: Any):

@@ -33,12 +33,27 @@ def test_health_needs_no_key_and_lists_components(anon):
 def test_text_upload_chunks_with_sentences_whole(api):
     w = word()
     text = " ".join(f"Sentence number {i} mentions {w} and pumps." for i in range(40))
-    doc_id = upload(api, text.encode(), "text", {"chunk_size": 48, "overlap": 8}, title=f"t-{w}", tags=["a", w],
-                    category="manuals", author="tester", created_at="2024-03-01T00:00:00Z")
+    doc_id = upload(
+        api,
+        text.encode(),
+        "text",
+        {"chunk_size": 48, "overlap": 8},
+        title=f"t-{w}",
+        tags=["a", w],
+        category="manuals",
+        author="tester",
+        created_at="2024-03-01T00:00:00Z",
+    )
     d = api.wait(doc_id)
     assert d["status"] == "completed"
-    assert d["metadata"] == {"title": f"t-{w}", "tags": ["a", w], "category": "manuals", "author": "tester",
-                             "created_at": "2024-03-01T00:00:00Z", "source": "upload"}
+    assert d["metadata"] == {
+        "title": f"t-{w}",
+        "tags": ["a", w],
+        "category": "manuals",
+        "author": "tester",
+        "created_at": "2024-03-01T00:00:00Z",
+        "source": "upload",
+    }
     assert len(d["chunks"]) > 3
     for c in d["chunks"]:
         assert c["token_count"] <= 48
@@ -62,9 +77,15 @@ def test_small_upload_answers_completed_with_true_figures(api):
 
 def test_multipart_upload_with_json_fields(api):
     w = word()
-    r = api.post("/documents/upload", files={"file": ("n.md", f"# Notes\n\nAbout {w}.".encode(), "text/markdown")},
-                 data={"document_type": "text", "metadata": json.dumps({"title": w, "tags": [w]}),
-                       "processing_options": json.dumps({"chunk_size": 64, "overlap": 0})})
+    r = api.post(
+        "/documents/upload",
+        files={"file": ("n.md", f"# Notes\n\nAbout {w}.".encode(), "text/markdown")},
+        data={
+            "document_type": "text",
+            "metadata": json.dumps({"title": w, "tags": [w]}),
+            "processing_options": json.dumps({"chunk_size": 64, "overlap": 0}),
+        },
+    )
     d = api.wait(api.ok(r)["document_id"])
     assert d["status"] == "completed" and w in d["chunks"][0]["content"]
     assert d["metadata"]["tags"] == [w] and d["processing"]["options"]["chunk_size"] == 64
@@ -123,27 +144,37 @@ def test_pptx_slides_are_pages(api):
 
 def test_declared_type_must_match_the_bytes(api):
     elf = b"\x7fELF\x02\x01\x01" + bytes(200)
-    assert_error(api.post("/documents/upload", json={"document_type": "pdf", "file": b64(elf)}), 415,
-                 "UNSUPPORTED_FORMAT")
-    assert_error(api.post("/documents/upload", json={"document_type": "image", "file": b64(text_pdf([["x"]]))}), 415,
-                 "UNSUPPORTED_FORMAT")
-    assert_error(api.post("/documents/upload", json={"document_type": "text", "file": b64(shape_png("red"))}), 415,
-                 "UNSUPPORTED_FORMAT")
+    assert_error(
+        api.post("/documents/upload", json={"document_type": "pdf", "file": b64(elf)}), 415, "UNSUPPORTED_FORMAT"
+    )
+    assert_error(
+        api.post("/documents/upload", json={"document_type": "image", "file": b64(text_pdf([["x"]]))}),
+        415,
+        "UNSUPPORTED_FORMAT",
+    )
+    assert_error(
+        api.post("/documents/upload", json={"document_type": "text", "file": b64(shape_png("red"))}),
+        415,
+        "UNSUPPORTED_FORMAT",
+    )
 
 
-@pytest.mark.parametrize("body", [
-    {"document_type": "text", "file": "%%% not base64 %%%"},
-    {"document_type": "text"},
-    {"document_type": "spreadsheet", "file": b64(b"x")},
-    {"document_type": "text", "file": b64(b"x"), "content": "x"},
-    {"document_type": "image", "content": "raw text is only for text"},
-    {"document_type": "text", "content": "x", "processing_options": {"chunk_size": 4}},
-    {"document_type": "text", "content": "x", "processing_options": {"chunk_size": 64, "overlap": 64}},
-    {"document_type": "text", "content": "x", "processing_options": {"bogus": True}},
-    {"document_type": "text", "content": "x", "metadata": {"tags": "not-a-list"}},
-    {"document_type": "text", "content": "x", "metadata": {"created_at": "yesterday"}},
-    {"document_type": "text", "file": "file:///etc/passwd"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"document_type": "text", "file": "%%% not base64 %%%"},
+        {"document_type": "text"},
+        {"document_type": "spreadsheet", "file": b64(b"x")},
+        {"document_type": "text", "file": b64(b"x"), "content": "x"},
+        {"document_type": "image", "content": "raw text is only for text"},
+        {"document_type": "text", "content": "x", "processing_options": {"chunk_size": 4}},
+        {"document_type": "text", "content": "x", "processing_options": {"chunk_size": 64, "overlap": 64}},
+        {"document_type": "text", "content": "x", "processing_options": {"bogus": True}},
+        {"document_type": "text", "content": "x", "metadata": {"tags": "not-a-list"}},
+        {"document_type": "text", "content": "x", "metadata": {"created_at": "yesterday"}},
+        {"document_type": "text", "file": "file:///etc/passwd"},
+    ],
+)
 def test_bad_uploads_are_400_with_envelope(api, body):
     assert_error(api.post("/documents/upload", json=body), 400, "INVALID_PARAMETER")
 
@@ -159,8 +190,7 @@ def test_invalid_json_and_validation_never_leak_fastapi_bodies(api):
 
 def test_too_large_upload_is_413(api):
     big = b"a" * (6 * 1024 * 1024)
-    assert_error(api.post("/documents/upload", json={"document_type": "text", "file": b64(big)}), 413,
-                 "FILE_TOO_LARGE")
+    assert_error(api.post("/documents/upload", json={"document_type": "text", "file": b64(big)}), 413, "FILE_TOO_LARGE")
     r = api.post("/documents/upload", files={"file": ("big.txt", big, "text/plain")}, data={"document_type": "text"})
     assert_error(r, 413, "FILE_TOO_LARGE")
 
@@ -172,8 +202,11 @@ def test_decompression_bomb_is_refused_at_once(api):
 
     buf = io.BytesIO()
     Image.new("1", (24000, 24000)).save(buf, "PNG")
-    assert_error(api.post("/documents/upload", json={"document_type": "image", "file": b64(buf.getvalue())}), 400,
-                 "INVALID_PARAMETER")
+    assert_error(
+        api.post("/documents/upload", json={"document_type": "image", "file": b64(buf.getvalue())}),
+        400,
+        "INVALID_PARAMETER",
+    )
 
 
 def test_corrupt_pdf_fails_cleanly_and_leaves_nothing(api, server):
@@ -199,8 +232,16 @@ def test_list_filters_keyword_paging_sorting(api):
     w, solo = word(), word()
     ids = []
     for title, cat, extra, dtype in [("b", "c1", "", "text"), ("a", "c1", "", "text"), ("c", "c2", solo, "text")]:
-        ids.append(upload(api, f"{title} {w} body {extra}".encode(), dtype, title=f"{title}-{w}",
-                          category=f"{cat}-{w}", tags=[w, title]))
+        ids.append(
+            upload(
+                api,
+                f"{title} {w} body {extra}".encode(),
+                dtype,
+                title=f"{title}-{w}",
+                category=f"{cat}-{w}",
+                tags=[w, title],
+            )
+        )
     for i in ids:
         api.wait(i)
     data = api.ok(api.get("/documents", params={"category": f"c1-{w}", "sort_by": "title", "order": "asc"}))
@@ -241,12 +282,15 @@ def test_delete_without_related_archives(api):
 
 def test_batch_upload_partial_failure(api):
     w = word()
-    docs = [{"document_type": "text", "file": b64(f"first {w}".encode())},
-            {"document_type": "pdf", "file": b64(b"\x7fELF" + bytes(100))},
-            {"document_type": "text", "content": f"third {w}"},
-            {"document_type": "text"}]
-    data = api.ok(api.post("/documents/batch-upload", json={"documents": docs,
-                                                            "processing_options": {"chunk_size": 64}}))
+    docs = [
+        {"document_type": "text", "file": b64(f"first {w}".encode())},
+        {"document_type": "pdf", "file": b64(b"\x7fELF" + bytes(100))},
+        {"document_type": "text", "content": f"third {w}"},
+        {"document_type": "text"},
+    ]
+    data = api.ok(
+        api.post("/documents/batch-upload", json={"documents": docs, "processing_options": {"chunk_size": 64}})
+    )
     assert (data["total"], data["success"], data["failed"]) == (4, 2, 2)
     assert [f["index"] for f in data["failed_items"]] == [1, 3]
     assert data["failed_items"][0]["error_code"] == "UNSUPPORTED_FORMAT"

@@ -20,7 +20,9 @@ def test_prefix_listing_and_deletion(blob_store):
         blob_store.put(f"t/a/doc_2/{name}", name.encode())
     blob_store.put("t/a/doc_22/original", b"neighbour")
     assert blob_store.list_keys("t/a/doc_2/derived") == [
-        "t/a/doc_2/derived/images/img_1.png", "t/a/doc_2/derived/images/img_1.thumb.png"]
+        "t/a/doc_2/derived/images/img_1.png",
+        "t/a/doc_2/derived/images/img_1.thumb.png",
+    ]
     assert blob_store.delete_prefix("t/a/doc_2/derived") == 2
     assert blob_store.list_keys("t/a/doc_2") == ["t/a/doc_2/original"]
     assert blob_store.delete_prefix("t/a/doc_2") == 1

@@ -6,8 +6,13 @@ from mmrag.core.models import Chunk, Document, ImageRecord, Job
 
 
 def doc(tenant="t1", doc_id="doc_1", **meta) -> Document:
-    return Document(document_id=doc_id, tenant=tenant, document_type="text",
-                    metadata={"title": meta.pop("title", doc_id), **meta}, created_at=f"2024-01-0{doc_id[-1]}T00:00:00Z")
+    return Document(
+        document_id=doc_id,
+        tenant=tenant,
+        document_type="text",
+        metadata={"title": meta.pop("title", doc_id), **meta},
+        created_at=f"2024-01-0{doc_id[-1]}T00:00:00Z",
+    )
 
 
 def test_create_get_update_is_tenant_scoped(document_store):

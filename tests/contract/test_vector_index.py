@@ -13,8 +13,13 @@ def unit(*xs: float) -> np.ndarray:
 
 
 def meta(doc_id: str, **kw) -> DocFilterMeta:
-    return DocFilterMeta(doc_id, kw.get("document_type", "text"), kw.get("category"), kw.get("tags", []),
-                         kw.get("date", "2024-06-01T00:00:00Z"))
+    return DocFilterMeta(
+        doc_id,
+        kw.get("document_type", "text"),
+        kw.get("category"),
+        kw.get("tags", []),
+        kw.get("date", "2024-06-01T00:00:00Z"),
+    )
 
 
 def chunk(item_id: str, doc_id: str, text: str, vec: np.ndarray) -> IndexItem:
@@ -22,13 +27,24 @@ def chunk(item_id: str, doc_id: str, text: str, vec: np.ndarray) -> IndexItem:
 
 
 def seed(index, tenant="t1"):
-    index.upsert_document(tenant, meta("doc_a", category="pumps", tags=["x"], date="2024-01-10"),
-                          [chunk("c_a1", "doc_a", "The hydraulic pump needs oil.", unit(1, 0, 0)),
-                           chunk("c_a2", "doc_a", "散热器的冷却液必须检查", unit(0, 1, 0))])
-    index.upsert_document(tenant, meta("doc_b", document_type="pdf", category="valves", tags=["y"], date="2024-05-01"),
-                          [chunk("c_b1", "doc_b", "Valves and pumps are inspected yearly.", unit(1, 1, 0))])
-    index.upsert_document(tenant, meta("doc_c", document_type="image"),
-                          [IndexItem("img_c", "doc_c", "image", "", {"clip": unit(0, 0, 1)})])
+    index.upsert_document(
+        tenant,
+        meta("doc_a", category="pumps", tags=["x"], date="2024-01-10"),
+        [
+            chunk("c_a1", "doc_a", "The hydraulic pump needs oil.", unit(1, 0, 0)),
+            chunk("c_a2", "doc_a", "散热器的冷却液必须检查", unit(0, 1, 0)),
+        ],
+    )
+    index.upsert_document(
+        tenant,
+        meta("doc_b", document_type="pdf", category="valves", tags=["y"], date="2024-05-01"),
+        [chunk("c_b1", "doc_b", "Valves and pumps are inspected yearly.", unit(1, 1, 0))],
+    )
+    index.upsert_document(
+        tenant,
+        meta("doc_c", document_type="image"),
+        [IndexItem("img_c", "doc_c", "image", "", {"clip": unit(0, 0, 1)})],
+    )
 
 
 def ids(hits):
@@ -84,8 +100,9 @@ def test_delete_and_reupsert_are_seen_at_once(vector_index):
     assert "c_a1" not in ids(vector_index.search_vector("t1", "text", unit(1, 0, 0), SearchFilters(), 10))
     assert vector_index.search_lexical("t1", "hydraulic", SearchFilters(), 10) == []
     assert vector_index.item_ids("t1", "doc_a") == []
-    vector_index.upsert_document("t1", meta("doc_b", category="new"),
-                                 [chunk("c_b9", "doc_b", "replaced text", unit(0, 1, 0))])
+    vector_index.upsert_document(
+        "t1", meta("doc_b", category="new"), [chunk("c_b9", "doc_b", "replaced text", unit(0, 1, 0))]
+    )
     assert vector_index.item_ids("t1", "doc_b") == ["c_b9"]
     assert ids(vector_index.search_vector("t1", "text", unit(1, 1, 0), SearchFilters(), 10)) == ["c_b9"]
 
@@ -125,8 +142,9 @@ def test_concurrent_writes_and_searches(vector_index):
     def writer(n):
         try:
             for i in range(20):
-                vector_index.upsert_document("t1", meta(f"d{n}_{i}"), [chunk(f"c{n}_{i}", f"d{n}_{i}", "pump text",
-                                                                              unit(1, n + 1, i + 1))])
+                vector_index.upsert_document(
+                    "t1", meta(f"d{n}_{i}"), [chunk(f"c{n}_{i}", f"d{n}_{i}", "pump text", unit(1, n + 1, i + 1))]
+                )
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 

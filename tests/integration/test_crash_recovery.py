@@ -19,10 +19,25 @@ pytestmark = needs_models
 
 def _serve(data_dir, port) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MMRAG_")}
-    env.update(TEST_MODELS, MMRAG_MODEL_DIR=str(MODELS), MMRAG_API_KEYS=f"{KEY_A}=tenant-a", MMRAG_UPLOAD_WAIT_S="0",
-               HF_HUB_OFFLINE="1")
-    cmd = [sys.executable, "-m", "mmrag.cli", "serve", "--port", str(port), "--data-dir", str(data_dir),
-           "--log-level", "warning"]
+    env.update(
+        TEST_MODELS,
+        MMRAG_MODEL_DIR=str(MODELS),
+        MMRAG_API_KEYS=f"{KEY_A}=tenant-a",
+        MMRAG_UPLOAD_WAIT_S="0",
+        HF_HUB_OFFLINE="1",
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "mmrag.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--log-level",
+        "warning",
+    ]
     proc = subprocess.Popen(cmd, env=env, start_new_session=True)
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -36,8 +51,9 @@ def _serve(data_dir, port) -> subprocess.Popen:
 
 
 def _get(port, path):
-    return requests.get(f"http://127.0.0.1:{port}/api/v1{path}", headers={"Authorization": f"Bearer {KEY_A}"},
-                        timeout=30)
+    return requests.get(
+        f"http://127.0.0.1:{port}/api/v1{path}", headers={"Authorization": f"Bearer {KEY_A}"}, timeout=30
+    )
 
 
 def test_kill_9_during_ingestion_resumes_cleanly(tmp_path):
@@ -45,9 +61,12 @@ def test_kill_9_during_ingestion_resumes_cleanly(tmp_path):
     proc = _serve(tmp_path, port)
     try:
         pages = [[f"PAGE {i} SERIAL {1000 + i}"] for i in range(8)]
-        r = requests.post(f"http://127.0.0.1:{port}/api/v1/documents/upload", timeout=60,
-                          headers={"Authorization": f"Bearer {KEY_A}"},
-                          json={"document_type": "pdf", "file": b64(scanned_pdf(pages))})
+        r = requests.post(
+            f"http://127.0.0.1:{port}/api/v1/documents/upload",
+            timeout=60,
+            headers={"Authorization": f"Bearer {KEY_A}"},
+            json={"document_type": "pdf", "file": b64(scanned_pdf(pages))},
+        )
         doc_id = r.json()["data"]["document_id"]
         # wait until the OCR stage is under way, then pull the plug
         deadline = time.time() + 30
@@ -89,8 +108,9 @@ def test_interrupted_delete_and_orphan_upload_are_finished_at_start(tmp_path):
     first.start()
     try:
         doc = first.documents.upload("tenant-a", "text", content="A short note about valves.")
-        assert first.runner.wait_idle(lambda: first.store.get_document("tenant-a", doc.document_id).status
-                                      == "completed", 60)
+        assert first.runner.wait_idle(
+            lambda: first.store.get_document("tenant-a", doc.document_id).status == "completed", 60
+        )
     finally:
         first.stop()
     # simulate a crash right after the delete was recorded, and one between writing an upload and its row

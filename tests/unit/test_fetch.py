@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from mmrag.errors import FileTooLarge, InvalidParameter
 from mmrag.security import fetch as fetch_module
 from mmrag.security.fetch import FetchFailed, FetchRefused, check_url, fetch_url, is_public_address

@@ -24,8 +24,12 @@ def create_app(container: Any, *, manage_lifecycle: bool = True) -> FastAPI:
             if manage_lifecycle:
                 container.stop()
 
-    app = FastAPI(title="mmrag", version=__version__, lifespan=lifespan,
-                  description="Multimodal RAG: documents, hybrid search across text and pictures, cited answers.")
+    app = FastAPI(
+        title="mmrag",
+        version=__version__,
+        lifespan=lifespan,
+        description="Multimodal RAG: documents, hybrid search across text and pictures, cited answers.",
+    )
     app.state.container = container
     install_error_handlers(app)
 

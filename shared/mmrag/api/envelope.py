@@ -16,14 +16,28 @@ from mmrag.errors import MMRagError, RateLimited
 
 log = logging.getLogger(__name__)
 
-_STATUS_CODES = {400: "INVALID_PARAMETER", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
-                 405: "INVALID_PARAMETER", 413: "FILE_TOO_LARGE", 415: "UNSUPPORTED_FORMAT",
-                 429: "RATE_LIMIT_EXCEEDED", 503: "SERVICE_UNAVAILABLE"}
-_MESSAGES = {"INVALID_PARAMETER": "参数错误 / invalid parameter", "UNAUTHORIZED": "未授权 / unauthorized",
-             "FORBIDDEN": "禁止访问 / forbidden", "NOT_FOUND": "资源不存在 / not found",
-             "INTERNAL_ERROR": "服务器内部错误 / internal error", "SERVICE_UNAVAILABLE": "服务暂不可用 / unavailable",
-             "RATE_LIMIT_EXCEEDED": "请求频率超限 / rate limit exceeded", "FILE_TOO_LARGE": "文件过大 / file too large",
-             "UNSUPPORTED_FORMAT": "不支持的文件格式 / unsupported format"}
+_STATUS_CODES = {
+    400: "INVALID_PARAMETER",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "INVALID_PARAMETER",
+    413: "FILE_TOO_LARGE",
+    415: "UNSUPPORTED_FORMAT",
+    429: "RATE_LIMIT_EXCEEDED",
+    503: "SERVICE_UNAVAILABLE",
+}
+_MESSAGES = {
+    "INVALID_PARAMETER": "参数错误 / invalid parameter",
+    "UNAUTHORIZED": "未授权 / unauthorized",
+    "FORBIDDEN": "禁止访问 / forbidden",
+    "NOT_FOUND": "资源不存在 / not found",
+    "INTERNAL_ERROR": "服务器内部错误 / internal error",
+    "SERVICE_UNAVAILABLE": "服务暂不可用 / unavailable",
+    "RATE_LIMIT_EXCEEDED": "请求频率超限 / rate limit exceeded",
+    "FILE_TOO_LARGE": "文件过大 / file too large",
+    "UNSUPPORTED_FORMAT": "不支持的文件格式 / unsupported format",
+}
 
 
 def ok(data: Any, message: str = "操作成功") -> dict[str, Any]:
@@ -38,8 +52,14 @@ def request_id(request: Request) -> str:
     return rid
 
 
-def error_response(request: Request, status: int, code: str, detail: str, message: str | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    request: Request,
+    status: int,
+    code: str,
+    detail: str,
+    message: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     rid = request_id(request)
     body = {
         "code": status,

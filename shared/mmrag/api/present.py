@@ -72,24 +72,36 @@ def image_info(request: Request, img: ImageRecord) -> dict[str, Any]:
 
 def document_detail(request: Request, doc: Document, chunks: list[Chunk], images: list[ImageRecord]) -> dict:
     out = document_summary(doc)
-    out.update({
-        "file_format": doc.file_format,
-        "content_preview": doc.content_preview,
-        "summary": doc.summary,
-        "chunks": [
-            {"chunk_id": c.chunk_id, "content": c.content, "chunk_index": c.chunk_index, "token_count": c.token_count,
-             "page_number": c.page_number, "source": c.source, "image_id": c.image_id}
-            for c in chunks
-        ],
-        "images": [image_info(request, i) for i in images],
-        "statistics": {
-            "total_chunks": len(chunks),
-            "total_images": len(images),
-            "total_tokens": sum(c.token_count for c in chunks),
-            "file_size": human_size(doc.file_size),
-            "file_size_bytes": doc.file_size,
-        },
-        "processing": {"stages": doc.stages, "processing_time": doc.processing_time,
-                       "options": doc.processing_options},
-    })
+    out.update(
+        {
+            "file_format": doc.file_format,
+            "content_preview": doc.content_preview,
+            "summary": doc.summary,
+            "chunks": [
+                {
+                    "chunk_id": c.chunk_id,
+                    "content": c.content,
+                    "chunk_index": c.chunk_index,
+                    "token_count": c.token_count,
+                    "page_number": c.page_number,
+                    "source": c.source,
+                    "image_id": c.image_id,
+                }
+                for c in chunks
+            ],
+            "images": [image_info(request, i) for i in images],
+            "statistics": {
+                "total_chunks": len(chunks),
+                "total_images": len(images),
+                "total_tokens": sum(c.token_count for c in chunks),
+                "file_size": human_size(doc.file_size),
+                "file_size_bytes": doc.file_size,
+            },
+            "processing": {
+                "stages": doc.stages,
+                "processing_time": doc.processing_time,
+                "options": doc.processing_options,
+            },
+        }
+    )
     return out

@@ -30,6 +30,8 @@ class RateLimiter:
                 hits.popleft()
             if len(hits) >= limit:
                 retry = max(1, math.ceil(hits[0] + WINDOW_S - now))
-                raise RateLimited(f"{endpoint_class} requests are limited to {limit} per hour for this API key; "
-                                  f"retry in {retry} s", retry_after=retry)
+                raise RateLimited(
+                    f"{endpoint_class} requests are limited to {limit} per hour for this API key; retry in {retry} s",
+                    retry_after=retry,
+                )
             hits.append(now)

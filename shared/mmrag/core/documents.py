@@ -145,13 +145,21 @@ class DocumentService:
                 raise UnsupportedFormat(f"unreadable image: {exc}") from exc
             if width * height > self.max_image_pixels:
                 raise InvalidParameter(
-                    f"image is {width}x{height} pixels, above the limit of {self.max_image_pixels} pixels")
+                    f"image is {width}x{height} pixels, above the limit of {self.max_image_pixels} pixels"
+                )
         meta.setdefault("source", "upload")
         doc_id = new_id("doc")
         doc = Document(
-            document_id=doc_id, tenant=tenant, document_type=document_type, metadata=meta, status="processing",
-            file_format=fmt, file_size=len(data), content_hash=hashlib.sha256(data).hexdigest(),
-            blob_key=keys.original_key(tenant, doc_id), processing_options=opts,
+            document_id=doc_id,
+            tenant=tenant,
+            document_type=document_type,
+            metadata=meta,
+            status="processing",
+            file_format=fmt,
+            file_size=len(data),
+            content_hash=hashlib.sha256(data).hexdigest(),
+            blob_key=keys.original_key(tenant, doc_id),
+            processing_options=opts,
         )
         self.blobs.put(doc.blob_key, data)
         try:
@@ -196,7 +204,6 @@ class DocumentService:
             doc = self.docs.get_document(tenant, document_id)
             if doc is None or doc.status == "deleting":
                 raise NotFound(f"document {document_id} not found")
-            updated = [k for k, v in changes.items() if doc.metadata.get(k) != v or k not in doc.metadata]
             doc.metadata = {**doc.metadata, **changes}
             doc.updated_at = utcnow()
             self.docs.update_document(doc)
@@ -214,8 +221,12 @@ class DocumentService:
                 n_vectors = self.index.delete_document(tenant, document_id)
                 doc.status, doc.updated_at = "archived", utcnow()
                 self.docs.update_document(doc)
-                return {"document_id": document_id, "deleted_chunks": 0, "deleted_embeddings": n_vectors,
-                        "status": "archived"}
+                return {
+                    "document_id": document_id,
+                    "deleted_chunks": 0,
+                    "deleted_embeddings": n_vectors,
+                    "status": "archived",
+                }
             doc.status = "deleting"
             self.docs.update_document(doc)  # a crash from here on is finished by finish_deletes() at start-up
             return self._purge(doc, n_chunks)
@@ -224,8 +235,11 @@ class DocumentService:
         n_vectors = self.index.delete_document(doc.tenant, doc.document_id)
         self.blobs.delete_prefix(keys.document_prefix(doc.tenant, doc.document_id))
         chunks, _images = self.docs.delete_document(doc.tenant, doc.document_id)
-        return {"document_id": doc.document_id, "deleted_chunks": n_chunks if n_chunks is not None else chunks,
-                "deleted_embeddings": n_vectors}
+        return {
+            "document_id": doc.document_id,
+            "deleted_chunks": n_chunks if n_chunks is not None else chunks,
+            "deleted_embeddings": n_vectors,
+        }
 
     def finish_deletes(self) -> int:
         """Complete deletions that a crash interrupted."""

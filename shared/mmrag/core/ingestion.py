@@ -7,6 +7,7 @@ written, so a crash or a retry can never leave half a document visible.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -28,8 +29,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_OPTIONS: dict[str, Any] = {
     "extract_images": True,
-    "chunk_size": 512,
-    "overlap": 50,
+    "chunk_size": 200,
+    "overlap": 30,
     "enable_ocr": True,
     "generate_summary": True,
 }
@@ -130,10 +131,8 @@ class IngestionPipeline:
         """Remove everything an earlier attempt may have produced for this document (not the original upload)."""
         self.index.delete_document(doc.tenant, doc.document_id)
         self.blobs.delete_prefix(keys.derived_prefix(doc.tenant, doc.document_id))
-        try:
+        with contextlib.suppress(KeyError):  # the document row is already gone
             self.docs.replace_content(doc.tenant, doc.document_id, [], [])
-        except KeyError:
-            pass
 
     def _fail(self, doc: Document, message: str, stages: _Stages, started: float) -> None:
         with self.document_lock(doc.document_id):
@@ -155,10 +154,19 @@ class IngestionPipeline:
         raw = self.blobs.get(doc.blob_key)
         if raw is None:
             raise ProcessingError("the uploaded file is missing from the blob store")
-        parsed = stages.run("parse", lambda: parse_document(
-            raw, doc.file_format, extract_images=bool(opts["extract_images"]) or doc.document_type == "image",
-            ocr=bool(opts["enable_ocr"]), max_pages=self.limits.max_pages, max_pixels=self.limits.max_pixels,
-            ocr_min_chars=self.limits.ocr_min_chars, scan_dpi=self.limits.scan_dpi))
+        parsed = stages.run(
+            "parse",
+            lambda: parse_document(
+                raw,
+                doc.file_format,
+                extract_images=bool(opts["extract_images"]) or doc.document_type == "image",
+                ocr=bool(opts["enable_ocr"]),
+                max_pages=self.limits.max_pages,
+                max_pixels=self.limits.max_pixels,
+                ocr_min_chars=self.limits.ocr_min_chars,
+                scan_dpi=self.limits.scan_dpi,
+            ),
+        )
 
         images: list[ImageRecord] = []
         pil_images = []
@@ -173,11 +181,22 @@ class IngestionPipeline:
                 thumb_key = f"{derived}/images/{image_id}.thumb.png"
                 self.blobs.put(blob_key, to_png(img), "image/png")
                 self.blobs.put(thumb_key, thumbnail_png(img), "image/png")
-                images.append(ImageRecord(
-                    image_id=image_id, document_id=doc.document_id, position=pimg.position, blob_key=blob_key,
-                    thumb_key=thumb_key, width=img.width, height=img.height, mime="image/png",
-                    page_number=pimg.page_number, bbox=pimg.bbox, text_before=pimg.text_before,
-                    text_after=pimg.text_after))
+                images.append(
+                    ImageRecord(
+                        image_id=image_id,
+                        document_id=doc.document_id,
+                        position=pimg.position,
+                        blob_key=blob_key,
+                        thumb_key=thumb_key,
+                        width=img.width,
+                        height=img.height,
+                        mime="image/png",
+                        page_number=pimg.page_number,
+                        bbox=pimg.bbox,
+                        text_before=pimg.text_before,
+                        text_after=pimg.text_after,
+                    )
+                )
                 pil_images.append((img, pimg.is_page_scan))
 
         stages.run("extract_images", extract_pictures)
@@ -206,10 +225,20 @@ class IngestionPipeline:
 
             def add(text: str, page: int | None, source: str, image_id: str | None) -> None:
                 for piece in chunk_text(text, size, overlap):
-                    chunks.append(Chunk(
-                        chunk_id=new_id("chunk"), document_id=doc.document_id, chunk_index=len(chunks),
-                        content=piece.text, token_count=piece.token_count, page_number=page, source=source,
-                        image_id=image_id, char_start=piece.start, char_end=piece.end))
+                    chunks.append(
+                        Chunk(
+                            chunk_id=new_id("chunk"),
+                            document_id=doc.document_id,
+                            chunk_index=len(chunks),
+                            content=piece.text,
+                            token_count=piece.token_count,
+                            page_number=page,
+                            source=source,
+                            image_id=image_id,
+                            char_start=piece.start,
+                            char_end=piece.end,
+                        )
+                    )
 
             scanned_images = {image_id for _, image_id in scan_text.values()}
             for page in parsed.pages:
@@ -233,14 +262,27 @@ class IngestionPipeline:
             clip_text = self.clip.embed_texts(texts) if texts else np.zeros((0, 0))
             img_vecs = self.clip.embed_images([img for img, _ in pil_images]) if pil_images else np.zeros((0, 0))
             items = [
-                IndexItem(item_id=c.chunk_id, document_id=doc.document_id, kind="chunk", text=c.content,
-                          vectors={"text": text_vecs[i], "clip": clip_text[i]}, page_number=c.page_number,
-                          image_id=c.image_id)
+                IndexItem(
+                    item_id=c.chunk_id,
+                    document_id=doc.document_id,
+                    kind="chunk",
+                    text=c.content,
+                    vectors={"text": text_vecs[i], "clip": clip_text[i]},
+                    page_number=c.page_number,
+                    image_id=c.image_id,
+                )
                 for i, c in enumerate(chunks)
             ]
             items += [
-                IndexItem(item_id=rec.image_id, document_id=doc.document_id, kind="image", text="",
-                          vectors={"clip": img_vecs[i]}, page_number=rec.page_number, image_id=rec.image_id)
+                IndexItem(
+                    item_id=rec.image_id,
+                    document_id=doc.document_id,
+                    kind="image",
+                    text="",
+                    vectors={"clip": img_vecs[i]},
+                    page_number=rec.page_number,
+                    image_id=rec.image_id,
+                )
                 for i, rec in enumerate(images)
             ]
             return items

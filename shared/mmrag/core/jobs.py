@@ -14,8 +14,14 @@ log = logging.getLogger(__name__)
 
 
 class ThreadJobRunner:
-    def __init__(self, store: DocumentStore, handler: Callable[[Job], None], workers: int = 1, max_attempts: int = 3,
-                 on_give_up: Callable[[Job], None] | None = None):
+    def __init__(
+        self,
+        store: DocumentStore,
+        handler: Callable[[Job], None],
+        workers: int = 1,
+        max_attempts: int = 3,
+        on_give_up: Callable[[Job], None] | None = None,
+    ):
         self.store = store
         self.handler = handler
         self.workers = workers

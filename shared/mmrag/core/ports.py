@@ -1,4 +1,4 @@
-"""The small interfaces the core talks to. Local adapters live in mmrag.adapters.local, AWS ones in mmrag.adapters.aws."""
+"""The small interfaces the core talks to. Local adapters: mmrag.adapters.local; AWS ones: mmrag.adapters.aws."""
 
 from __future__ import annotations
 

@@ -78,8 +78,11 @@ def _sigmoid(x: float) -> float:
 class Rerankers:
     """Cross-encoders by name, loaded on first use. Aliases map the contract's short names to fastembed models."""
 
-    ALIASES = {"bge-reranker-v2": "BAAI/bge-reranker-v2-m3", "bge-reranker-base": "BAAI/bge-reranker-base",
-               "ms-marco-minilm": "Xenova/ms-marco-MiniLM-L-6-v2"}
+    ALIASES = {
+        "bge-reranker-v2": "BAAI/bge-reranker-v2-m3",
+        "bge-reranker-base": "BAAI/bge-reranker-base",
+        "ms-marco-minilm": "Xenova/ms-marco-MiniLM-L-6-v2",
+    }
 
     def __init__(self, default: str, factory: Callable[[str], Any], known: Sequence[str]):
         self.default = default
@@ -105,15 +108,28 @@ class Rerankers:
 
 
 class SearchService:
-    def __init__(self, docs: DocumentStore, index: VectorIndex, text_embedder: TextEmbedder, clip: ClipEmbedder,
-                 rerankers: Rerankers):
+    def __init__(
+        self,
+        docs: DocumentStore,
+        index: VectorIndex,
+        text_embedder: TextEmbedder,
+        clip: ClipEmbedder,
+        rerankers: Rerankers,
+    ):
         self.docs, self.index = docs, index
         self.text_embedder, self.clip = text_embedder, clip
         self.rerankers = rerankers
 
     # ------------------------------------------------------------------ text
-    def text(self, tenant: str, query: str, top_k: int, filters: SearchFilters,
-             threshold: float | None = None, rerank: RerankOptions | None = None) -> SearchOutcome:
+    def text(
+        self,
+        tenant: str,
+        query: str,
+        top_k: int,
+        filters: SearchFilters,
+        threshold: float | None = None,
+        rerank: RerankOptions | None = None,
+    ) -> SearchOutcome:
         timer = Timer()
         rerank = rerank or RerankOptions()
         model_name = self.rerankers.resolve(rerank.model) if rerank.enabled else None
@@ -133,8 +149,9 @@ class SearchService:
         outcome.timings = timer.timings
         return outcome
 
-    def _text_candidates(self, tenant: str, query: str, qvec: np.ndarray, filters: SearchFilters,
-                         k: int) -> list[Scored]:
+    def _text_candidates(
+        self, tenant: str, query: str, qvec: np.ndarray, filters: SearchFilters, k: int
+    ) -> list[Scored]:
         lexical = self.index.search_lexical(tenant, query, filters, k)
         dense = self.index.search_vector(tenant, "text", qvec, filters, k)
         by_id: dict[str, Scored] = {}
@@ -222,10 +239,21 @@ class SearchService:
         return self.docs.get_images_by_id(tenant, [i for i in image_ids if i])
 
     # ------------------------------------------------------------------ image
-    def image_by_image(self, tenant: str, image_vec: np.ndarray, top_k: int, filters: SearchFilters,
-                       threshold: float | None, timer: Timer) -> SearchOutcome:
-        hits = timer.run("retrieve", lambda: self.index.search_vector(
-            tenant, "clip", image_vec, replace(filters, kinds=["image"]), max(top_k * 2, 20)))
+    def image_by_image(
+        self,
+        tenant: str,
+        image_vec: np.ndarray,
+        top_k: int,
+        filters: SearchFilters,
+        threshold: float | None,
+        timer: Timer,
+    ) -> SearchOutcome:
+        hits = timer.run(
+            "retrieve",
+            lambda: self.index.search_vector(
+                tenant, "clip", image_vec, replace(filters, kinds=["image"]), max(top_k * 2, 20)
+            ),
+        )
         scored = [Scored(h.item_id, "image", {"image": max(h.score, 0.0)}, max(h.score, 0.0)) for h in hits]
         for s in scored:
             s.scores["fused"] = s.score
@@ -234,8 +262,9 @@ class SearchService:
             results = [r for r in results if r.score >= threshold]
         return SearchOutcome(results[:top_k], timer.timings, len(scored))
 
-    def image_by_text(self, tenant: str, query: str, top_k: int, filters: SearchFilters,
-                      threshold: float | None, timer: Timer) -> SearchOutcome:
+    def image_by_text(
+        self, tenant: str, query: str, top_k: int, filters: SearchFilters, threshold: float | None, timer: Timer
+    ) -> SearchOutcome:
         """CLIP text→image, fused with lexical and dense matches on the pictures' OCR text and captions."""
         clip_q = timer.run("encode", lambda: self.clip.embed_texts([query])[0])
         text_q = timer.run("encode", lambda: self.text_embedder.embed_query(query))
@@ -278,9 +307,19 @@ class SearchService:
         return SearchOutcome(results[:top_k], timer.timings, len(scored))
 
     # ------------------------------------------------------------------ multimodal
-    def multimodal(self, tenant: str, query_text: str | None, image_vec: np.ndarray | None, top_k: int,
-                   filters: SearchFilters, weights: dict[str, float], strategy: str, threshold: float | None,
-                   rerank: RerankOptions, timer: Timer) -> SearchOutcome:
+    def multimodal(
+        self,
+        tenant: str,
+        query_text: str | None,
+        image_vec: np.ndarray | None,
+        top_k: int,
+        filters: SearchFilters,
+        weights: dict[str, float],
+        strategy: str,
+        threshold: float | None,
+        rerank: RerankOptions,
+        timer: Timer,
+    ) -> SearchOutcome:
         k = max(CANDIDATES, top_k * 3)
         cands: dict[str, Scored] = {}
 
@@ -290,8 +329,10 @@ class SearchService:
         if query_text:
             text_q = timer.run("encode", lambda: self.text_embedder.embed_query(query_text))
             clip_tq = timer.run("encode", lambda: self.clip.embed_texts([query_text])[0])
-            chunk_hits = timer.run("retrieve", lambda: self._text_candidates(
-                tenant, query_text, text_q, replace(filters, kinds=["chunk"]), k))
+            chunk_hits = timer.run(
+                "retrieve",
+                lambda: self._text_candidates(tenant, query_text, text_q, replace(filters, kinds=["chunk"]), k),
+            )
             self._fuse_text(chunk_hits)
             chunk_rows = self.docs.get_chunks_by_id(tenant, [c.item_id for c in chunk_hits])
             for c in chunk_hits:
@@ -302,15 +343,18 @@ class SearchService:
                 if row is not None and row.image_id:  # the words are printed in a picture: the picture matches too
                     img = get(row.image_id, "image")
                     img.scores["text"] = max(img.scores.get("text", 0.0), c.score)
-            clip_hits = timer.run("retrieve", lambda: self.index.search_vector(
-                tenant, "clip", clip_tq, replace(filters, kinds=["image"]), k))
+            clip_hits = timer.run(
+                "retrieve",
+                lambda: self.index.search_vector(tenant, "clip", clip_tq, replace(filters, kinds=["image"]), k),
+            )
             for h in clip_hits:
                 s = get(h.item_id, "image")
                 s.scores["clip_text"] = max(h.score, 0.0)
                 s.scores["text"] = max(s.scores.get("text", 0.0), 0.5 * max(h.score, 0.0))
         if image_vec is not None:
-            img_hits = timer.run("retrieve", lambda: self.index.search_vector(
-                tenant, "clip", image_vec, replace(filters, kinds=None), k))
+            img_hits = timer.run(
+                "retrieve", lambda: self.index.search_vector(tenant, "clip", image_vec, replace(filters, kinds=None), k)
+            )
             for h in img_hits:
                 kind = "image" if h.item_id.startswith("img_") else "chunk"
                 get(h.item_id, kind).scores["image"] = max(h.score, 0.0)
@@ -318,8 +362,12 @@ class SearchService:
             missing = [i for i, s in cands.items() if "image" not in s.scores]
             for item_id, v in self.index.get_vectors(tenant, "clip", missing).items():
                 cands[item_id].scores["image"] = max(float(v @ image_vec), 0.0)
-        timer.run("fuse", lambda: fuse_modalities(list(cands.values()), weights, strategy,
-                                                  has_text=bool(query_text), has_image=image_vec is not None))
+        timer.run(
+            "fuse",
+            lambda: fuse_modalities(
+                list(cands.values()), weights, strategy, has_text=bool(query_text), has_image=image_vec is not None
+            ),
+        )
         scored = sorted(cands.values(), key=lambda s: -s.score)
         results = timer.run("hydrate", lambda: self._hydrate(tenant, scored, max(top_k, rerank.input_limit)))
         outcome = SearchOutcome(results, timer.timings, len(scored))
@@ -332,8 +380,15 @@ class SearchService:
         return outcome
 
     # ------------------------------------------------------------------ similar
-    def similar(self, tenant: str, reference_type: str, reference_id: str, top_k: int, exclude_self: bool,
-                filters: SearchFilters) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    def similar(
+        self,
+        tenant: str,
+        reference_type: str,
+        reference_id: str,
+        top_k: int,
+        exclude_self: bool,
+        filters: SearchFilters,
+    ) -> tuple[list[dict[str, Any]], dict[str, float]]:
         timer = Timer()
         if reference_type == "document":
             doc = self.docs.get_document(tenant, reference_id)
@@ -360,11 +415,23 @@ class SearchService:
                     continue
                 best[d] = max(best.get(d, -1.0), h.score)
             docs = self.docs.documents_by_id(tenant, list(best))
-            ranked = sorted(((d, s) for d, s in best.items() if d in docs and docs[d].status == "completed"),
-                            key=lambda x: -x[1])[:top_k]
-            return [{"item_id": d, "item_type": "document", "document_id": d, "similarity_score": round(max(s, 0), 6),
-                     "metadata": {"title": docs[d].metadata.get("title"), "category": docs[d].metadata.get("category"),
-                                  "document_type": docs[d].document_type}} for d, s in ranked], timer.timings
+            ranked = sorted(
+                ((d, s) for d, s in best.items() if d in docs and docs[d].status == "completed"), key=lambda x: -x[1]
+            )[:top_k]
+            return [
+                {
+                    "item_id": d,
+                    "item_type": "document",
+                    "document_id": d,
+                    "similarity_score": round(max(s, 0), 6),
+                    "metadata": {
+                        "title": docs[d].metadata.get("title"),
+                        "category": docs[d].metadata.get("category"),
+                        "document_type": docs[d].document_type,
+                    },
+                }
+                for d, s in ranked
+            ], timer.timings
         if reference_type == "chunk":
             row = self.docs.get_chunks_by_id(tenant, [reference_id]).get(reference_id)
             space, kinds = "text", ["chunk"]
@@ -380,21 +447,32 @@ class SearchService:
             return [], timer.timings
         f = replace(filters, kinds=kinds, exclude_item_ids=[reference_id] if exclude_self else None)
         hits = timer.run("retrieve", lambda: self.index.search_vector(tenant, space, vec, f, top_k * 2))
-        scored = [Scored(h.item_id, kinds[0], {"dense" if space == "text" else "image": h.score}, max(h.score, 0))
-                  for h in hits]
+        scored = [
+            Scored(h.item_id, kinds[0], {"dense" if space == "text" else "image": h.score}, max(h.score, 0))
+            for h in hits
+        ]
         results = self._hydrate(tenant, scored, top_k)
         out = []
         for r in results:
-            meta = {"title": r.document.metadata.get("title") if r.document else None,
-                    "document_id": r.document.document_id if r.document else None}
+            meta = {
+                "title": r.document.metadata.get("title") if r.document else None,
+                "document_id": r.document.document_id if r.document else None,
+            }
             if r.chunk:
                 meta.update({"chunk_index": r.chunk.chunk_index, "page_number": r.chunk.page_number})
                 content = r.chunk.content
             else:
                 content = r.image.caption if r.image else ""
-            out.append({"item_id": r.item_id, "item_type": r.kind if r.kind == "chunk" else "image",
-                        "document_id": r.document.document_id if r.document else None,
-                        "similarity_score": round(r.score, 6), "content": content, "metadata": meta})
+            out.append(
+                {
+                    "item_id": r.item_id,
+                    "item_type": r.kind if r.kind == "chunk" else "image",
+                    "document_id": r.document.document_id if r.document else None,
+                    "similarity_score": round(r.score, 6),
+                    "content": content,
+                    "metadata": meta,
+                }
+            )
         return out, timer.timings
 
     def _item_documents(self, tenant: str, item_ids: Sequence[str]) -> dict[str, str]:
@@ -403,8 +481,9 @@ class SearchService:
         return out
 
 
-def fuse_modalities(cands: list[Scored], weights: dict[str, float], strategy: str, *, has_text: bool,
-                    has_image: bool) -> None:
+def fuse_modalities(
+    cands: list[Scored], weights: dict[str, float], strategy: str, *, has_text: bool, has_image: bool
+) -> None:
     """Combine the text and image modalities of each candidate (see the README for the three strategies)."""
     modalities = [m for m, on in (("text", has_text), ("image", has_image)) if on]
     w = {m: max(float(weights.get(m, 0.5)), 0.0) for m in modalities}

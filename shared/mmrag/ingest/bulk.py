@@ -9,8 +9,19 @@ from pathlib import Path
 
 from mmrag.errors import MMRagError
 
-TYPE_FOR_FORMAT = {"text": "text", "html": "text", "pdf": "pdf", "docx": "mixed", "pptx": "mixed",
-                   "png": "image", "jpeg": "image", "gif": "image", "webp": "image", "bmp": "image", "tiff": "image"}
+TYPE_FOR_FORMAT = {
+    "text": "text",
+    "html": "text",
+    "pdf": "pdf",
+    "docx": "mixed",
+    "pptx": "mixed",
+    "png": "image",
+    "jpeg": "image",
+    "gif": "image",
+    "webp": "image",
+    "bmp": "image",
+    "tiff": "image",
+}
 
 
 def collect(paths: list[str]) -> list[Path]:

@@ -74,8 +74,12 @@ def _units(
 
 
 def _overlap_start(
-    text: str, tokens: list[tuple[int, int]], prev_units: list[tuple[int, int]], nxt: tuple[int, int],
-    chunk_size: int, overlap: int,
+    text: str,
+    tokens: list[tuple[int, int]],
+    prev_units: list[tuple[int, int]],
+    nxt: tuple[int, int],
+    chunk_size: int,
+    overlap: int,
 ) -> int:
     """First token of the next chunk: its own first unit, preceded by the overlap taken from the previous chunk."""
     budget = min(overlap, chunk_size - (nxt[1] - nxt[0]))

@@ -73,9 +73,7 @@ def check_pixels(size: tuple[int, int], max_pixels: int) -> None:
     if width <= 0 or height <= 0:
         raise ProcessingError(f"invalid image size {width}x{height}")
     if width * height > max_pixels:
-        raise ProcessingError(
-            f"image too large: {width}x{height} = {width * height} pixels, the limit is {max_pixels}"
-        )
+        raise ProcessingError(f"image too large: {width}x{height} = {width * height} pixels, the limit is {max_pixels}")
 
 
 def ensure_rgb(img: Image.Image) -> Image.Image:

@@ -14,6 +14,7 @@ import math
 import re
 import threading
 import urllib.parse
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ from mmrag.text.tokens import normalize_page_text
 CONTEXT_CHARS = 300
 _EMU_PER_POINT = 12700
 _KEEP_ENCODING = frozenset({"png", "jpeg", "gif", "webp"})  # embedded pictures in other formats are re-encoded as PNG
+_MAX_UNZIPPED_BYTES = 1 << 30
 _LABELS = {"pdf": "PDF", "docx": "DOCX", "pptx": "PPTX", "html": "HTML", "text": "text file"}
 # pdfium is not thread-safe: one document at a time in this process.
 _PDFIUM_LOCK = threading.Lock()
@@ -41,7 +43,9 @@ _PDFIUM_LOCK = threading.Lock()
 
 @dataclass
 class ParsedImage:
-    data: bytes  # encoded image (PNG for extracted bitmaps; original bytes for image documents)
+    # encoded image: PNG for extracted bitmaps and page scans; the original bytes for image documents and for PNG/JPEG/
+    # GIF/WebP pictures embedded in DOCX, PPTX and HTML (other embedded formats are re-encoded as PNG)
+    data: bytes
     page_number: int | None  # 1-based page/slide, None when the source has no pages
     position: int  # 0-based order of the picture in the document
     bbox: list[float] | None  # [x0, y0, x1, y1] in points from the page's top-left, when known
@@ -92,8 +96,9 @@ def parse_document(
         if fmt == "html":
             return _parse_html(data, limits)
         if fmt == "pdf":
-            return _parse_pdf(data, limits, ocr=ocr, max_pages=max_pages, ocr_min_chars=ocr_min_chars,
-                              scan_dpi=scan_dpi)
+            return _parse_pdf(
+                data, limits, ocr=ocr, max_pages=max_pages, ocr_min_chars=ocr_min_chars, scan_dpi=scan_dpi
+            )
         if fmt == "docx":
             return _parse_docx(data, limits)
         if fmt == "pptx":
@@ -130,7 +135,7 @@ class _TextBuilder:
     def separate(self, separator: str) -> None:
         """End the current line ("\\n") or paragraph ("\\n\\n") unless the text is empty or already ends so."""
         if self.size and not self._tail.endswith(separator):
-            self.write(separator[len(separator) - 1 :] if self._tail.endswith("\n") else separator)
+            self.write("\n" if self._tail.endswith("\n") else separator)
 
     @property
     def at_line_start(self) -> bool:
@@ -203,20 +208,65 @@ def _usable_picture(blob: bytes, limits: _Limits) -> bytes | None:
         return None
 
 
+def _check_archive(data: bytes, label: str) -> None:
+    """Refuse zip bombs: python-docx/python-pptx read every part fully into memory."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            expanded = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise ProcessingError(f"corrupt or unreadable {label}: {_short(exc)}") from exc
+    if expanded > _MAX_UNZIPPED_BYTES:
+        raise ProcessingError(
+            f"the {label} expands to {expanded // 2**20} MiB, more than the limit of {_MAX_UNZIPPED_BYTES // 2**20} MiB"
+        )
+
+
 # --- HTML -------------------------------------------------------------------------------------------------------------
 
 _HTML_DROP = frozenset(
     {"script", "style", "noscript", "template", "head", "svg", "iframe", "object", "embed", "canvas"}
 )
 _HTML_PARAGRAPH = frozenset(
-    {"p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "table", "ul", "ol", "dl", "figure", "section",
-     "article", "header", "footer", "main", "aside", "nav", "hr", "address", "details", "form", "fieldset"}
+    {
+        "p",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "blockquote",
+        "pre",
+        "table",
+        "ul",
+        "ol",
+        "dl",
+        "figure",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "main",
+        "aside",
+        "nav",
+        "hr",
+        "address",
+        "details",
+        "form",
+        "fieldset",
+    }
 )
 _HTML_LINE = frozenset({"div", "li", "tr", "dt", "dd", "figcaption", "caption", "summary", "legend", "center"})
 _HTML_SKIPPED_STRINGS = (Comment, CData, ProcessingInstruction, Declaration, Doctype)
 _META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]{1,40})""", re.IGNORECASE)
-_CHARSET_ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "iso-8859-1": "cp1252", "latin1": "cp1252",
-                    "us-ascii": "cp1252", "ascii": "cp1252"}
+_CHARSET_ALIASES = {
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "iso-8859-1": "cp1252",
+    "latin1": "cp1252",
+    "us-ascii": "cp1252",
+    "ascii": "cp1252",
+}
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -356,8 +406,17 @@ class _PdfReader:
             if self.ocr and sum(not c.isspace() for c in text) < self.ocr_min_chars:
                 scan = _render_page(page, self.scan_dpi, self.limits.max_pixels)
                 width, height = page.get_size()
-                self._add_image(ParsedImage(scan, number, len(self.images), [0.0, 0.0, _pt(width), _pt(height)],
-                                            _tail(self.previous_text), "", is_page_scan=True))
+                self._add_image(
+                    ParsedImage(
+                        scan,
+                        number,
+                        len(self.images),
+                        [0.0, 0.0, _pt(width), _pt(height)],
+                        _tail(self.previous_text),
+                        "",
+                        is_page_scan=True,
+                    )
+                )
             elif self.limits.extract_images:
                 self._extract_images(page, textpage, number)
         finally:
@@ -378,13 +437,12 @@ class _PdfReader:
             if picture is None:
                 continue
             x0, y0, x1, y1 = _page_bounds(obj)
-            above = textpage.get_text_bounded(left=left, bottom=min(y1, top), right=right, top=top) if y1 < top else ""
-            below = textpage.get_text_bounded(left=left, bottom=bottom, right=right, top=max(y0, bottom)) \
-                if y0 > bottom else ""
+            above = textpage.get_text_bounded(left=left, bottom=y1, right=right, top=top) if y1 < top else ""
+            below = textpage.get_text_bounded(left=left, bottom=bottom, right=right, top=y0) if y0 > bottom else ""
             bbox = [_pt(x0 - left), _pt(top - y1), _pt(x1 - left), _pt(top - y0)]
             before = _tail(normalize_page_text(above)) or _tail(self.previous_text)
-            self._add_image(ParsedImage(picture, number, len(self.images), bbox, before,
-                                        _head(normalize_page_text(below))))
+            after = _head(normalize_page_text(below))
+            self._add_image(ParsedImage(picture, number, len(self.images), bbox, before, after))
 
     def _picture(self, obj: pdfium.PdfImage) -> bytes | None:
         try:
@@ -393,9 +451,13 @@ class _PdfReader:
             return None
         if min(width, height) < self.limits.min_image_side or width * height > self.limits.max_pixels:
             return None
-        try:
-            bitmap = obj.get_bitmap(render=True)  # applies the soft mask, decode arrays, flips
-        except pdfium.PdfiumError:
+        bitmap = None
+        if _rendered_pixels(obj, width, height) <= self.limits.max_pixels:
+            try:
+                bitmap = obj.get_bitmap(render=True)  # applies the soft mask, decode arrays, flips
+            except (pdfium.PdfiumError, ZeroDivisionError):
+                bitmap = None
+        if bitmap is None:
             try:
                 bitmap = obj.get_bitmap(render=False)
             except pdfium.PdfiumError:
@@ -403,6 +465,22 @@ class _PdfReader:
         if bitmap.width * bitmap.height > self.limits.max_pixels:
             return None
         return to_png(ensure_rgb(bitmap.to_pil()))
+
+
+def _rendered_pixels(obj: pdfium.PdfImage, width: int, height: int) -> float:
+    """Pixels get_bitmap(render=True) would allocate: it renders at native resolution along the most squashed axis, so
+    an image drawn very distorted would be rendered huge."""
+    try:
+        left, bottom, right, top = obj.get_bounds()
+    except pdfium.PdfiumError:
+        return math.inf
+    content_w, content_h = abs(right - left), abs(top - bottom)
+    if content_w <= 0 or content_h <= 0:
+        return math.inf
+    if (width < height) != (content_w < content_h):
+        width, height = height, width
+    scale = max(width / content_w, height / content_h)
+    return content_w * scale * content_h * scale
 
 
 def _page_bounds(obj: pdfium.PdfObject) -> tuple[float, float, float, float]:
@@ -423,7 +501,9 @@ def _render_page(page: pdfium.PdfPage, dpi: int, max_pixels: int) -> bytes:
     scale = dpi / 72
     pixels = width * scale * height * scale
     if pixels > max_pixels:
-        scale *= math.sqrt(max_pixels / pixels) * 0.999
+        scale *= math.sqrt(max_pixels / pixels)
+    while math.ceil(width * scale) * math.ceil(height * scale) > max_pixels and scale > 1e-3:
+        scale *= 0.99  # pdfium rounds the bitmap size up
     bitmap = page.render(scale=scale)
     return to_png(ensure_rgb(bitmap.to_pil()))
 
@@ -440,11 +520,13 @@ _V = "{urn:schemas-microsoft-com:vml}"
 _MC = "{http://schemas.openxmlformats.org/markup-compatibility/2006}"
 _R = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 _DOCX_WRAPPERS = frozenset({f"{_W}sdt", f"{_W}sdtContent", f"{_W}customXml", f"{_W}smartTag"})
-_DOCX_SKIP = frozenset({f"{_MC}Fallback", f"{_W}pPr", f"{_W}rPr", f"{_W}sdtPr", f"{_W}tblPr", f"{_W}trPr",
-                        f"{_W}tcPr", f"{_W}sectPr"})
+_DOCX_SKIP = frozenset(
+    {f"{_MC}Fallback", f"{_W}pPr", f"{_W}rPr", f"{_W}sdtPr", f"{_W}tblPr", f"{_W}trPr", f"{_W}tcPr", f"{_W}sectPr"}
+)
 
 
 def _parse_docx(data: bytes, limits: _Limits) -> ParsedDocument:
+    _check_archive(data, "DOCX")
     document = open_docx(io.BytesIO(data))
     related = document.part.related_parts
     out = _TextBuilder()
@@ -490,10 +572,11 @@ def _docx_table(table: Any, out: _TextBuilder, pictures: list[tuple[int, str]]) 
             if not first:
                 out.write(" | ")
             first = False
+            cell_start = out.size
             for block in _docx_content(cell):
                 if block.tag == f"{_W}p":
-                    if not out.at_line_start and not first:
-                        out.write(" ")
+                    if out.size > cell_start and not out.at_line_start:
+                        out.write(" ")  # between the paragraphs of one cell
                     _docx_inline(block, out, pictures)
                 elif block.tag == f"{_W}tbl":
                     _docx_table(block, out, pictures)
@@ -540,6 +623,7 @@ class _SlideItem:
 
 
 def _parse_pptx(data: bytes, limits: _Limits, max_pages: int) -> ParsedDocument:
+    _check_archive(data, "PPTX")
     presentation = Presentation(io.BytesIO(data))
     slides = list(presentation.slides)
     if len(slides) > max_pages:
@@ -565,9 +649,7 @@ def _parse_pptx(data: bytes, limits: _Limits, max_pages: int) -> ParsedDocument:
     return ParsedDocument("pptx", pages, images, _clean_title(presentation.core_properties.title))
 
 
-def _slide_items(
-    shapes: Any, transform: tuple[float, float, float, float], limits: _Limits
-) -> Iterator[_SlideItem]:
+def _slide_items(shapes: Any, transform: tuple[float, float, float, float], limits: _Limits) -> Iterator[_SlideItem]:
     """Texts and pictures of shapes, recursing into groups; `transform` maps group coordinates to slide EMUs."""
     scale_x, scale_y, shift_x, shift_y = transform
     for shape in shapes:

@@ -38,6 +38,7 @@ _BMP_HEADER_SIZES = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
 _TEXT_SNIFF_BYTES = 1 << 20
 _HTML_SNIFF_CHARS = 4096
 _MAX_CONTROL_RATIO = 0.02
+# C0/C1 controls except \t \n \v \f \r and ESC (colour codes in logs)
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f-\x9f]")
 _HTML_PREAMBLE = re.compile(r"\s*(?:<!--.*?-->\s*|<\?xml[^>]*\?>\s*)*", re.DOTALL)
 _HTML_START = re.compile(r"<!doctype\s+html|<html[\s>]", re.IGNORECASE)

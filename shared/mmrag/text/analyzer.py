@@ -24,7 +24,10 @@ EN_STOP = frozenset(
     then there these they this to was were what when where which who why will with do does did can could should would
     my your our me you we he she them his her not no yes about also any""".split()
 )
-ZH_STOP = frozenset("的 了 是 在 和 与 或 及 等 也 就 都 而 被 把 对 从 为 以 之 其 这 那 个 吗 呢 吧 啊 么 什么 怎么 如何 哪些 哪个".split())
+ZH_STOP = frozenset(
+    "的 了 是 在 和 与 或 及 等 也 就 都 而 被 把 对 从 为 以 之 其 这 那 个 吗 呢 吧 啊 么".split()
+    + "什么 怎么 如何 哪些 哪个".split()
+)
 
 _stemmer_local = threading.local()
 _jieba_lock = threading.Lock()

@@ -23,15 +23,73 @@ _BOUNDARY = re.compile(
 _NON_SPACE = re.compile(r"\S")
 _OPENERS = "\"'([{“‘«「『（《【"
 # A period after these never ends a sentence.
-_ABBREVIATIONS = frozenset((
-    "e.g", "i.e", "cf", "vs", "viz", "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "rev", "hon", "gen",
-    "gov", "sen", "approx", "dept", "esp", "incl", "resp", "ca", "al", "a.m", "p.m", "u.s", "u.k",
-))
+_ABBREVIATIONS = frozenset(
+    (
+        "e.g",
+        "i.e",
+        "cf",
+        "vs",
+        "viz",
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "sr",
+        "jr",
+        "st",
+        "mt",
+        "rev",
+        "hon",
+        "gen",
+        "gov",
+        "sen",
+        "approx",
+        "dept",
+        "esp",
+        "incl",
+        "resp",
+        "ca",
+        "al",
+        "a.m",
+        "p.m",
+        "u.s",
+        "u.k",
+    )
+)
 # ...nor after these when a number follows ("Fig. 3", "No. 5", "Jan. 2").
-_NUMERIC_ABBREVIATIONS = frozenset((
-    "no", "nos", "fig", "figs", "p", "pp", "vol", "vols", "sec", "ch", "chap", "eq", "eqs", "ref", "art", "para",
-    "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec",
-))
+_NUMERIC_ABBREVIATIONS = frozenset(
+    (
+        "no",
+        "nos",
+        "fig",
+        "figs",
+        "p",
+        "pp",
+        "vol",
+        "vols",
+        "sec",
+        "ch",
+        "chap",
+        "eq",
+        "eqs",
+        "ref",
+        "art",
+        "para",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+    )
+)
 _DOTTED = re.compile(r"(?:[a-z]\.)+[a-z]")
 
 
@@ -95,8 +153,12 @@ def _ends_sentence(text: str, punct_start: int, punct: str, end: int, floor: int
         return False  # "e.g. foo", "... and then"
     if punct != ".":
         return True
-    word_start = 1 + max(floor - 1, text.rfind(" ", floor, punct_start), text.rfind("\n", floor, punct_start),
-                         text.rfind("\t", floor, punct_start))
+    word_start = 1 + max(
+        floor - 1,
+        text.rfind(" ", floor, punct_start),
+        text.rfind("\n", floor, punct_start),
+        text.rfind("\t", floor, punct_start),
+    )
     word = text[word_start:punct_start].lstrip(_OPENERS)
     lower = word.lower()
     if lower in _ABBREVIATIONS or _DOTTED.fullmatch(lower):
@@ -113,8 +175,20 @@ def _ends_sentence(text: str, punct_start: int, punct: str, end: int, floor: int
 _LINE_BREAKS = re.compile(r"\r\n?|[\f\v\x1c-\x1e\x85\u2028\u2029]")
 _SPACES = re.compile(r"[\t\u00a0\u2000-\u200a\u202f\u205f\u3000]")
 _DROP = dict.fromkeys(
-    [*range(0x00, 0x02), *range(0x03, 0x0A), *range(0x0B, 0x20), *range(0x7F, 0xA0),
-     0x200B, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2060, 0x2065), 0xFEFF, *range(0xFFF9, 0xFFFC), 0xFFFF]
+    [
+        *range(0x00, 0x02),
+        *range(0x03, 0x0A),
+        *range(0x0B, 0x20),
+        *range(0x7F, 0xA0),
+        0x200B,
+        0x200E,
+        0x200F,
+        *range(0x202A, 0x202F),
+        *range(0x2060, 0x2065),
+        0xFEFF,
+        *range(0xFFF9, 0xFFFC),
+        0xFFFF,
+    ]
 )
 _LIGATURES = {0xFB00: "ff", 0xFB01: "fi", 0xFB02: "fl", 0xFB03: "ffi", 0xFB04: "ffl", 0xFB05: "st", 0xFB06: "st"}
 _CLEAN = str.maketrans({**_DROP, **_LIGATURES})

@@ -64,12 +64,21 @@ class _Lazy:
 
 
 class FastEmbedTextEmbedder:
-    def __init__(self, name: str, source: ModelSource, batch_size: int = 32):
+    def __init__(self, name: str, source: ModelSource, batch_size: int = 32, max_tokens: int = 256):
         from fastembed import TextEmbedding
+
+        def load():
+            model = TextEmbedding(name, **source.kwargs(name))
+            # Sentence encoders of the MiniLM/mpnet family are trained on at most 256 word pieces; beyond that their
+            # vectors get worse while the cost grows quadratically. BM25 still sees the whole chunk.
+            tokenizer = getattr(getattr(model, "model", None), "tokenizer", None)
+            if tokenizer is not None and max_tokens:
+                tokenizer.enable_truncation(max_length=max_tokens)
+            return model
 
         self.name = name
         self.batch_size = batch_size
-        self._model = _Lazy(lambda: TextEmbedding(name, **source.kwargs(name)))
+        self._model = _Lazy(load)
         self._dim: int | None = None
 
     @property
@@ -81,8 +90,12 @@ class FastEmbedTextEmbedder:
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self._dim or 0), dtype=np.float32)
-        rows = list(self._model.get().passage_embed(list(texts), batch_size=self.batch_size))
-        return normalise(np.stack(rows))
+        # batches of similar length waste less time on padding; the original order is restored afterwards
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        rows = list(self._model.get().passage_embed([texts[i] for i in order], batch_size=self.batch_size))
+        out = np.empty((len(texts), len(rows[0])), dtype=np.float32)
+        out[order] = np.stack(rows)
+        return normalise(out)
 
     def embed_query(self, text: str) -> np.ndarray:
         return normalise(np.stack(list(self._model.get().query_embed([text]))))[0]
@@ -118,8 +131,12 @@ class FastEmbedClip:
         return normalise(np.stack(rows))
 
     def health(self) -> dict[str, Any]:
-        return {"image_model": self._names[0], "image_state": self._image.state,
-                "text_model": self._names[1], "text_state": self._text.state}
+        return {
+            "image_model": self._names[0],
+            "image_state": self._image.state,
+            "text_model": self._names[1],
+            "text_state": self._text.state,
+        }
 
     def load(self) -> None:
         self._image.get()

@@ -120,14 +120,28 @@ class SqliteDocumentStore:
     def _write_doc(self, conn, doc: Document, insert: bool) -> None:
         meta = doc.metadata
         values = {
-            "document_id": doc.document_id, "tenant": doc.tenant, "document_type": doc.document_type,
-            "title": meta.get("title"), "category": meta.get("category"),
-            "metadata": json.dumps(meta, ensure_ascii=False), "status": doc.status, "error": doc.error,
-            "file_format": doc.file_format, "file_size": doc.file_size, "content_hash": doc.content_hash,
-            "blob_key": doc.blob_key, "processing_options": json.dumps(doc.processing_options),
-            "stages": json.dumps(doc.stages), "chunks_count": doc.chunks_count, "images_count": doc.images_count,
-            "total_tokens": doc.total_tokens, "summary": doc.summary, "content_preview": doc.content_preview,
-            "processing_time": doc.processing_time, "created_at": doc.created_at, "updated_at": doc.updated_at,
+            "document_id": doc.document_id,
+            "tenant": doc.tenant,
+            "document_type": doc.document_type,
+            "title": meta.get("title"),
+            "category": meta.get("category"),
+            "metadata": json.dumps(meta, ensure_ascii=False),
+            "status": doc.status,
+            "error": doc.error,
+            "file_format": doc.file_format,
+            "file_size": doc.file_size,
+            "content_hash": doc.content_hash,
+            "blob_key": doc.blob_key,
+            "processing_options": json.dumps(doc.processing_options),
+            "stages": json.dumps(doc.stages),
+            "chunks_count": doc.chunks_count,
+            "images_count": doc.images_count,
+            "total_tokens": doc.total_tokens,
+            "summary": doc.summary,
+            "content_preview": doc.content_preview,
+            "processing_time": doc.processing_time,
+            "created_at": doc.created_at,
+            "updated_at": doc.updated_at,
         }
         cols = ", ".join(values)
         marks = ", ".join(f":{k}" for k in values)
@@ -222,7 +236,8 @@ class SqliteDocumentStore:
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]
             rows = self.db.query(
-                f"SELECT document_id FROM documents WHERE document_id IN ({','.join('?' * len(part))})", part)
+                f"SELECT document_id FROM documents WHERE document_id IN ({','.join('?' * len(part))})", part
+            )
             found.update(r[0] for r in rows)
         return found
 
@@ -239,15 +254,44 @@ class SqliteDocumentStore:
             conn.executemany(
                 "INSERT INTO chunks (chunk_id, document_id, chunk_index, content, token_count, page_number, source, "
                 "image_id, char_start, char_end) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [(c.chunk_id, document_id, c.chunk_index, c.content, c.token_count, c.page_number, c.source,
-                  c.image_id, c.char_start, c.char_end) for c in chunks],
+                [
+                    (
+                        c.chunk_id,
+                        document_id,
+                        c.chunk_index,
+                        c.content,
+                        c.token_count,
+                        c.page_number,
+                        c.source,
+                        c.image_id,
+                        c.char_start,
+                        c.char_end,
+                    )
+                    for c in chunks
+                ],
             )
             conn.executemany(
                 "INSERT INTO images (image_id, document_id, position, blob_key, thumb_key, width, height, mime, "
                 "page_number, bbox, ocr_text, caption, text_before, text_after) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(i.image_id, document_id, i.position, i.blob_key, i.thumb_key, i.width, i.height, i.mime,
-                  i.page_number, json.dumps(i.bbox) if i.bbox else None, i.ocr_text, i.caption, i.text_before,
-                  i.text_after) for i in images],
+                [
+                    (
+                        i.image_id,
+                        document_id,
+                        i.position,
+                        i.blob_key,
+                        i.thumb_key,
+                        i.width,
+                        i.height,
+                        i.mime,
+                        i.page_number,
+                        json.dumps(i.bbox) if i.bbox else None,
+                        i.ocr_text,
+                        i.caption,
+                        i.text_before,
+                        i.text_after,
+                    )
+                    for i in images
+                ],
             )
 
     def _owned(self, tenant: str, table: str, where: str, params: Sequence[Any], order: str = "") -> list:
@@ -300,8 +344,17 @@ class SqliteDocumentStore:
         conn.execute(
             "INSERT INTO jobs (job_id, tenant, document_id, kind, status, attempts, error, created_at, updated_at) "
             "VALUES (?,?,?,?,?,?,?,?,?)",
-            (job.job_id, job.tenant, job.document_id, job.kind, job.status, job.attempts, job.error, job.created_at,
-             job.updated_at),
+            (
+                job.job_id,
+                job.tenant,
+                job.document_id,
+                job.kind,
+                job.status,
+                job.attempts,
+                job.error,
+                job.created_at,
+                job.updated_at,
+            ),
         )
 
     def enqueue(self, job: Job) -> None:

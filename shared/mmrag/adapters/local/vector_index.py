@@ -136,8 +136,9 @@ class _TenantIndex:
         self.docs, self.slot_docs, self.spaces = {}, [], {}
         self.generation = self.stored_generation()
         for r in self.db.query("SELECT * FROM docs"):
-            self._set_doc(DocFilterMeta(r["document_id"], r["document_type"], r["category"], json.loads(r["tags"]),
-                                        r["date"]))
+            self._set_doc(
+                DocFilterMeta(r["document_id"], r["document_type"], r["category"], json.loads(r["tags"]), r["date"])
+            )
         by_space: dict[str, list] = {}
         rows = self.db.query(
             "SELECT i.item_id, i.document_id, i.kind, v.space, v.vec FROM vectors v "
@@ -155,8 +156,12 @@ class _TenantIndex:
                 end = start
                 while end < len(srows) and srows[end]["document_id"] == doc_id:
                     end += 1
-                sp.append([r["item_id"] for r in srows[start:end]], vecs[start:end], self.docs[doc_id].slot,
-                          [KINDS.index(r["kind"]) for r in srows[start:end]])
+                sp.append(
+                    [r["item_id"] for r in srows[start:end]],
+                    vecs[start:end],
+                    self.docs[doc_id].slot,
+                    [KINDS.index(r["kind"]) for r in srows[start:end]],
+                )
                 start = end
 
     def _set_doc(self, meta: DocFilterMeta) -> _DocMeta:
@@ -240,8 +245,9 @@ class EmbeddedVectorIndex:
                             conn.execute("INSERT INTO terms (rowid, body) VALUES (?, ?)", (rowid, " ".join(terms)))
                     for space, vec in it.vectors.items():
                         arr = np.asarray(vec, dtype=np.float32)
-                        conn.execute("INSERT INTO vectors (item_rowid, space, vec) VALUES (?,?,?)",
-                                     (rowid, space, arr.tobytes()))
+                        conn.execute(
+                            "INSERT INTO vectors (item_rowid, space, vec) VALUES (?,?,?)", (rowid, space, arr.tobytes())
+                        )
                         n_vectors += 1
             dm = t._set_doc(meta)
             by_space: dict[str, list[IndexItem]] = {}
@@ -365,13 +371,17 @@ class EmbeddedVectorIndex:
         return out
 
     def item_ids(self, tenant: str, document_id: str) -> list[str]:
-        rows = self._t(tenant).db.query("SELECT item_id FROM items WHERE document_id = ? ORDER BY rowid",
-                                        (document_id,))
+        rows = self._t(tenant).db.query(
+            "SELECT item_id FROM items WHERE document_id = ? ORDER BY rowid", (document_id,)
+        )
         return [r["item_id"] for r in rows]
 
     def count(self, tenant: str) -> int:
         return self._t(tenant).db.query("SELECT count(*) FROM items")[0][0]
 
     def health(self) -> dict[str, Any]:
-        return {"status": "ok" if self.root.is_dir() else "error", "backend": "embedded",
-                "tenants_loaded": len(self._tenants)}
+        return {
+            "status": "ok" if self.root.is_dir() else "error",
+            "backend": "embedded",
+            "tenants_loaded": len(self._tenants),
+        }

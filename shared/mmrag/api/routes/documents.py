@@ -12,7 +12,14 @@ from pydantic import ValidationError
 from mmrag.api import present
 from mmrag.api.deps import Caller, container, query_caller, upload_caller
 from mmrag.api.envelope import ok
-from mmrag.api.schemas import BatchItem, BatchUploadRequest, DocumentMetadata, MetadataUpdate, ProcessingOptions, UploadRequest
+from mmrag.api.schemas import (
+    BatchItem,
+    BatchUploadRequest,
+    DocumentMetadata,
+    MetadataUpdate,
+    ProcessingOptions,
+    UploadRequest,
+)
 from mmrag.errors import FileTooLarge, InvalidParameter, MMRagError
 
 router = APIRouter(prefix="/api/v1", tags=["documents"])
@@ -72,8 +79,16 @@ async def upload(request: Request, caller: Caller = Depends(upload_caller), c=De
             req = UploadRequest.model_validate(body)
         except ValidationError as exc:
             raise InvalidParameter(_validation_message(exc)) from exc
-        doc = await _run(c, svc.upload, caller.tenant, req.document_type, file=req.file, content=req.content,
-                         metadata=req.metadata.as_dict(), processing_options=req.processing_options.as_dict())
+        doc = await _run(
+            c,
+            svc.upload,
+            caller.tenant,
+            req.document_type,
+            file=req.file,
+            content=req.content,
+            metadata=req.metadata.as_dict(),
+            processing_options=req.processing_options.as_dict(),
+        )
     return ok(present.upload_result(doc), "文档上传成功")
 
 
@@ -100,13 +115,27 @@ async def batch_upload(request: Request, caller: Caller = Depends(upload_caller)
             except ValidationError as exc:
                 raise InvalidParameter(_validation_message(exc)) from exc
             opts = {**shared_opts, **(item.processing_options.as_dict() if item.processing_options else {})}
-            doc = await _run(c, svc.upload, caller.tenant, item.document_type, file=item.file, content=item.content,
-                             metadata=item.metadata.as_dict(), processing_options=opts, wait=False)
+            doc = await _run(
+                c,
+                svc.upload,
+                caller.tenant,
+                item.document_type,
+                file=item.file,
+                content=item.content,
+                metadata=item.metadata.as_dict(),
+                processing_options=opts,
+                wait=False,
+            )
             ids.append(doc.document_id)
         except MMRagError as exc:
             failed.append({"index": index, "error": exc.message, "error_code": exc.code})
-    data = {"total": len(req.documents), "success": len(ids), "failed": len(failed), "document_ids": ids,
-            "failed_items": failed}
+    data = {
+        "total": len(req.documents),
+        "success": len(ids),
+        "failed": len(failed),
+        "document_ids": ids,
+        "failed_items": failed,
+    }
     return ok(data, "批量上传完成")
 
 
@@ -124,11 +153,26 @@ def list_documents(
     c=Depends(container),
 ):
     tag_list = [t.strip() for t in (tags or "").split(",") if t.strip()]
-    total, docs = c.documents.list(caller.tenant, document_type=document_type, category=category or None,
-                                   tags=tag_list, keyword=keyword or None, sort_by=sort_by, order=order, page=page,
-                                   page_size=page_size)
-    return ok({"total": total, "page": page, "page_size": page_size,
-               "documents": [present.document_summary(d) for d in docs]}, "查询成功")
+    total, docs = c.documents.list(
+        caller.tenant,
+        document_type=document_type,
+        category=category or None,
+        tags=tag_list,
+        keyword=keyword or None,
+        sort_by=sort_by,
+        order=order,
+        page=page,
+        page_size=page_size,
+    )
+    return ok(
+        {
+            "total": total,
+            "page": page,
+            "page_size": page_size,
+            "documents": [present.document_summary(d) for d in docs],
+        },
+        "查询成功",
+    )
 
 
 @router.get("/documents/{document_id}", summary="A document with its chunks, images, status and processing stages")
@@ -138,15 +182,17 @@ def get_document(document_id: str, request: Request, caller: Caller = Depends(qu
 
 
 @router.put("/documents/{document_id}/metadata", summary="Update some metadata fields")
-def update_metadata(document_id: str, body: MetadataUpdate, caller: Caller = Depends(query_caller),
-                    c=Depends(container)):
+def update_metadata(
+    document_id: str, body: MetadataUpdate, caller: Caller = Depends(query_caller), c=Depends(container)
+):
     doc, fields = c.documents.update_metadata(caller.tenant, document_id, body.metadata.as_dict())
     return ok({"document_id": doc.document_id, "updated_fields": fields, "updated_at": doc.updated_at}, "更新成功")
 
 
 @router.delete("/documents/{document_id}", summary="Delete a document with its chunks, images and vectors")
-def delete_document(document_id: str, delete_related: bool = True, caller: Caller = Depends(query_caller),
-                    c=Depends(container)):
+def delete_document(
+    document_id: str, delete_related: bool = True, caller: Caller = Depends(query_caller), c=Depends(container)
+):
     return ok(c.documents.delete(caller.tenant, document_id, delete_related), "文档删除成功")
 
 

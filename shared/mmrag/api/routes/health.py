@@ -15,5 +15,7 @@ router = APIRouter(prefix="/api/v1", tags=["health"])
 def health(c=Depends(container)):
     components = c.health()
     bad = [name for name, comp in components.items() if comp.get("status") == "error"]
-    return ok({"status": "degraded" if bad else "ok", "version": __version__, "backend": c.backend,
-               "components": components}, "服务正常" if not bad else "部分组件异常")
+    return ok(
+        {"status": "degraded" if bad else "ok", "version": __version__, "backend": c.backend, "components": components},
+        "服务正常" if not bad else "部分组件异常",
+    )
