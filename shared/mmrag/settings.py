@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     image_model: str = "Qdrant/clip-ViT-B-32-vision"
     image_text_model: str = "Qdrant/clip-ViT-B-32-text"
     rerank_model: str = "Xenova/ms-marco-MiniLM-L-6-v2"
-    workers: int = Field(1, ge=1, le=16, description="background ingestion workers")
+    workers: int = Field(2, ge=1, le=16, description="background ingestion workers")
     upload_wait_s: float = Field(1.5, ge=0, description="how long an upload waits for a small document to finish")
     max_image_pixels: int = 40_000_000
     max_pdf_pages: int = 2000

@@ -1,0 +1,62 @@
+"""The generator port: what an answer provider (Claude, Bedrock, OpenAI-compatible, extractive) receives and returns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mmrag.errors import MMRagError
+
+
+@dataclass
+class GenImage:
+    data: bytes  # PNG or JPEG bytes
+    mime: str = "image/png"
+
+
+@dataclass
+class GenMessage:
+    role: str  # user | assistant
+    text: str
+    images: list[GenImage] = field(default_factory=list)
+
+
+@dataclass
+class GenRequest:
+    system: str
+    messages: list[GenMessage]
+    model: str
+    temperature: float = 0.2
+    max_tokens: int = 1024
+
+
+@dataclass
+class GenResult:
+    text: str
+    model: str
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    stop_reason: str | None = None
+
+
+class ProviderUnavailable(MMRagError):
+    """The provider cannot be reached or refused the call (auth, quota, outage): 503 with a clear message."""
+
+    status, code = 503, "SERVICE_UNAVAILABLE"
+
+
+class Generator(Protocol):
+    provider: str
+
+    def models(self) -> list[str]:
+        """Model ids this provider accepts in generation_config.model (the first is its default)."""
+        ...
+
+    def supports_images(self, model: str) -> bool: ...
+
+    def generate(self, request: GenRequest) -> GenResult: ...
+
+    def stream(self, request: GenRequest) -> Iterator[str | GenResult]:
+        """Yields text deltas as they arrive, then exactly one GenResult (full text and usage)."""
+        ...
