@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Requests per hour per API key, by endpoint class (contract section 6).
@@ -47,6 +47,23 @@ class Settings(BaseSettings):
     fetch_timeout_s: float = 20
     ocr_min_chars: int = Field(16, description="a PDF page with fewer text-layer characters is OCR'd")
     max_job_attempts: int = 3
+
+    # answers
+    answer_provider: str = Field("auto", description="auto | extractive | anthropic | openai | bedrock")
+    answer_model: str = Field("", description="default model id; empty: the first model of the first provider")
+    anthropic_api_key: str = Field("", validation_alias=AliasChoices("MMRAG_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"))
+    anthropic_models: str = ""
+    anthropic_base_url: str = ""
+    openai_base_url: str = ""
+    openai_api_key: str = ""
+    openai_models: str = ""
+    openai_vision_models: str = ""
+    bedrock_region: str = ""
+    bedrock_models: str = ""
+
+    @staticmethod
+    def list_of(raw: str) -> list[str]:
+        return [x.strip() for x in raw.split(",") if x.strip()]
 
     @field_validator("api_keys", "rate_limits")
     @classmethod

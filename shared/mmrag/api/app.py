@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 
 from mmrag import __version__
 from mmrag.api.envelope import install_error_handlers
-from mmrag.api.routes import documents, health, search
+from mmrag.api.routes import documents, health, qa, search
 
 
 def create_app(container: Any, *, manage_lifecycle: bool = True) -> FastAPI:
@@ -41,6 +41,6 @@ def create_app(container: Any, *, manage_lifecycle: bool = True) -> FastAPI:
         response.headers["X-Request-ID"] = request.state.request_id
         return response
 
-    for module in (health, documents, search):
+    for module in (health, documents, search, qa):
         app.include_router(module.router)
     return app

@@ -170,3 +170,55 @@ class SimilarRequest(BaseModel):
     top_k: int = Field(5, ge=1, le=100)
     exclude_self: bool = True
     filters: SearchFiltersIn = Field(default_factory=SearchFiltersIn)
+
+
+class RetrievalConfig(BaseModel):
+    top_k: int = Field(5, ge=1, le=50)
+    similarity_threshold: float | None = Field(None, ge=0, le=1)
+    enable_rerank: bool = False
+    search_mode: str = Field("text", pattern="^(text|image|multimodal)$")
+    use_history_context: bool = True
+    history_weight: float = Field(0.3, ge=0, le=1)
+
+
+class GenerationConfig(BaseModel):
+    model: str | None = None
+    temperature: float = Field(0.2, ge=0, le=2)
+    max_tokens: int = Field(1024, ge=1, le=8192)
+    stream: bool = False
+
+
+class QaOptions(BaseModel):
+    include_sources: bool = True
+    include_images: bool = True
+    language: str | None = Field(None, pattern="^(en|zh)$")
+    save_session: bool = True
+
+
+class AskRequest(BaseModel):
+    question: str = Field(..., max_length=4000)
+    question_image: str | None = None
+    context_images: list[str] = Field(default_factory=list, max_length=4)
+    retrieval_config: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    generation_config: GenerationConfig = Field(default_factory=GenerationConfig)
+    filters: SearchFiltersIn = Field(default_factory=SearchFiltersIn)
+    options: QaOptions = Field(default_factory=QaOptions)
+
+    @field_validator("question")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("question must not be empty")
+        return v
+
+
+class HistoryMessage(BaseModel):
+    role: str = Field(..., pattern="^(user|assistant)$")
+    content: str = ""
+    images: list[str] = Field(default_factory=list)
+    sources: list[Any] = Field(default_factory=list)
+
+
+class ChatRequest(AskRequest):
+    session_id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+    history: list[HistoryMessage] | None = None

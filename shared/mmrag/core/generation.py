@@ -23,12 +23,25 @@ class GenMessage:
 
 
 @dataclass
+class Evidence:
+    """One numbered source as the answerer sees it (LLM providers get it inside the prompt instead)."""
+
+    number: int
+    text: str
+    score: float = 0.0
+
+
+@dataclass
 class GenRequest:
     system: str
     messages: list[GenMessage]
     model: str
     temperature: float = 0.2
     max_tokens: int = 1024
+    # structured copies of what the prompt holds, for answerers that work without a language model
+    question: str = ""
+    evidence: list[Evidence] = field(default_factory=list)
+    language: str = "en"
 
 
 @dataclass

@@ -137,3 +137,22 @@ class ApiKey:
     created_at: str = field(default_factory=utcnow)
     revoked: bool = False
     label: str = ""
+
+
+@dataclass
+class SessionMessage:
+    message_id: str
+    role: str  # user | assistant
+    content: str
+    images: list[dict[str, Any]] = field(default_factory=list)  # {"image_id", "blob_key", "mime"} or stored refs
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    timestamp: str = field(default_factory=utcnow)
+
+
+@dataclass
+class Session:
+    session_id: str
+    tenant: str
+    created_at: str = field(default_factory=utcnow)
+    updated_at: str = field(default_factory=utcnow)
+    messages: list[SessionMessage] = field(default_factory=list)

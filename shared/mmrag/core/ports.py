@@ -18,6 +18,8 @@ from mmrag.core.models import (
     IndexItem,
     Job,
     SearchFilters,
+    Session,
+    SessionMessage,
 )
 
 
@@ -115,3 +117,11 @@ class OcrEngine(Protocol):
     name: str
 
     def recognize(self, image: Image.Image) -> str: ...
+
+
+class SessionStore(Protocol):
+    """Chat sessions, scoped by tenant: two tenants may use the same session id without meeting."""
+
+    def get_session(self, tenant: str, session_id: str) -> Session | None: ...
+    def append_messages(self, tenant: str, session_id: str, messages: list[SessionMessage]) -> Session: ...
+    def delete_session(self, tenant: str, session_id: str) -> int | None: ...

@@ -129,14 +129,25 @@ class SearchService:
         filters: SearchFilters,
         threshold: float | None = None,
         rerank: RerankOptions | None = None,
+        context: str | None = None,
+        context_weight: float = 0.3,
     ) -> SearchOutcome:
+        """`context` (e.g. a conversation's earlier questions) joins the query with weight `context_weight`."""
         timer = Timer()
         rerank = rerank or RerankOptions()
         model_name = self.rerankers.resolve(rerank.model) if rerank.enabled else None
         qvec = timer.run("encode", lambda: self.text_embedder.embed_query(query))
+        ctx = (context or "").strip()
+        w = min(max(context_weight, 0.0), 1.0) if ctx else 0.0
+        if w > 0:
+            cvec = timer.run("encode", lambda: self.text_embedder.embed_query(ctx))
+            qvec = (1 - w) * qvec + w * cvec
+            qvec = qvec / max(float(np.linalg.norm(qvec)), 1e-12)
         chunk_filters = replace(filters, kinds=["chunk"])
         k = max(CANDIDATES, top_k * 3, rerank.input_limit if rerank.enabled else 0)
         scored = timer.run("retrieve", lambda: self._text_candidates(tenant, query, qvec, chunk_filters, k))
+        if w > 0:
+            scored = self._blend_context(tenant, scored, ctx, qvec, chunk_filters, k, w, timer)
         timer.run("fuse", lambda: self._fuse_text(scored))
         scored.sort(key=lambda s: -s.score)
         results = timer.run("hydrate", lambda: self._hydrate(tenant, scored, limit=max(top_k, rerank.input_limit)))
@@ -168,6 +179,29 @@ class SearchService:
             for item_id, v in vecs.items():
                 by_id[item_id].scores["dense"] = max(float(v @ qvec), 0.0)
         return list(by_id.values())
+
+    def _blend_context(
+        self,
+        tenant: str,
+        scored: list[Scored],
+        ctx: str,
+        qvec: np.ndarray,
+        filters: SearchFilters,
+        k: int,
+        weight: float,
+        timer: Timer,
+    ) -> list[Scored]:
+        """Lexical scores become (1 - w) * query + w * context; dense scores already use the blended vector."""
+        extra = {
+            e.item_id: e for e in timer.run("retrieve", lambda: self._text_candidates(tenant, ctx, qvec, filters, k))
+        }
+        merged = {s.item_id: s for s in scored}
+        for item_id, e in extra.items():
+            merged.setdefault(item_id, Scored(item_id, "chunk", {"dense": e.scores.get("dense", 0.0)}))
+        for item_id, s in merged.items():
+            ctx_lex = extra[item_id].scores.get("lexical", 0.0) if item_id in extra else 0.0
+            s.scores["lexical"] = (1 - weight) * s.scores.get("lexical", 0.0) + weight * ctx_lex
+        return list(merged.values())
 
     @staticmethod
     def _fuse_text(scored: list[Scored]) -> None:

@@ -1,0 +1,89 @@
+"""The default answerer when no language model is configured: it quotes the retrieved sentences that best answer the
+question, cites them, and says plainly when the documents hold no answer."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+
+import numpy as np
+
+from mmrag.core.generation import GenRequest, GenResult
+from mmrag.core.ports import TextEmbedder
+from mmrag.text.analyzer import tokens
+from mmrag.text.tokens import split_sentences
+
+NO_ANSWER = {
+    "en": "The documents I searched do not contain an answer to this question.",
+    "zh": "检索到的文档中没有找到这个问题的答案。",
+}
+MAX_SENTENCES = 3
+MAX_CANDIDATES = 120
+
+
+class ExtractiveGenerator:
+    provider = "extractive"
+
+    def __init__(self, embedder: TextEmbedder | None = None):
+        self.embedder = embedder
+
+    def models(self) -> list[str]:
+        return ["extractive"]
+
+    def supports_images(self, model: str) -> bool:
+        return False
+
+    def answer_sentences(self, request: GenRequest) -> list[tuple[str, int]]:
+        """The chosen (sentence, source number) pairs, best first; empty when nothing answers the question."""
+        candidates: list[tuple[str, int, float]] = []
+        for ev in request.evidence:
+            for sentence in split_sentences(ev.text):
+                sentence = " ".join(sentence.split())
+                if len(sentence) >= 3:
+                    candidates.append((sentence, ev.number, ev.score))
+        candidates = candidates[:MAX_CANDIDATES]
+        q_terms = set(tokens(request.question))
+        if not candidates or not q_terms:
+            return []
+        term_sets = [set(tokens(s)) for s, _, _ in candidates]
+        n = len(candidates)
+        idf = {t: math.log(1 + n / (1 + sum(t in ts for ts in term_sets))) for t in q_terms}
+        q_weight = sum(idf.values()) or 1.0
+        overlap = np.array([sum(idf[t] for t in q_terms & ts) / q_weight for ts in term_sets])
+        dense = np.zeros(n)
+        if self.embedder is not None:
+            vecs = self.embedder.embed_texts([s for s, _, _ in candidates])
+            dense = np.clip(vecs @ self.embedder.embed_query(request.question), 0, 1)
+        prior = np.array([c[2] for c in candidates])
+        score = 0.6 * overlap + 0.4 * dense + 0.1 * prior
+        best = int(np.argmax(score))
+        if overlap[best] == 0 and dense[best] < 0.45:
+            return []
+        chosen: list[tuple[str, int]] = []
+        seen: set[str] = set()
+        for i in np.argsort(-score):
+            if len(chosen) >= MAX_SENTENCES or score[i] < 0.75 * score[best]:
+                break
+            sentence, number, _ = candidates[i]
+            key = re.sub(r"\W+", "", sentence.lower())
+            if key in seen:
+                continue
+            seen.add(key)
+            chosen.append((sentence, number))
+        return chosen
+
+    def _text(self, request: GenRequest) -> list[str]:
+        chosen = self.answer_sentences(request)
+        if not chosen:
+            return [NO_ANSWER.get(request.language, NO_ANSWER["en"])]
+        sep = "" if request.language == "zh" else " "
+        return [("" if i == 0 else sep) + f"{s} [{n}]" for i, (s, n) in enumerate(chosen)]
+
+    def generate(self, request: GenRequest) -> GenResult:
+        return GenResult(text="".join(self._text(request)), model="extractive", stop_reason="end_turn")
+
+    def stream(self, request: GenRequest) -> Iterator[str | GenResult]:
+        parts = self._text(request)
+        yield from parts
+        yield GenResult(text="".join(parts), model="extractive", stop_reason="end_turn")

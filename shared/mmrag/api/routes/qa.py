@@ -1,0 +1,169 @@
+"""Section 3 of the contract: ask, ask-stream (SSE), chat, and chat sessions."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from mmrag.api import present
+from mmrag.api.deps import Caller, container, qa_caller, query_caller
+from mmrag.api.envelope import ok
+from mmrag.api.routes.search import to_filters
+from mmrag.api.schemas import AskRequest, ChatRequest
+from mmrag.core.answering import AskParams, HistoryTurn, Prepared, follow_up_suggestions, pil_to_gen
+from mmrag.core.models import new_id
+
+router = APIRouter(prefix="/api/v1/qa", tags=["qa"])
+
+
+def to_params(body: AskRequest) -> AskParams:
+    rc, gc, op = body.retrieval_config, body.generation_config, body.options
+    return AskParams(
+        question=body.question,
+        question_image=body.question_image,
+        context_images=body.context_images,
+        top_k=rc.top_k,
+        similarity_threshold=rc.similarity_threshold,
+        enable_rerank=rc.enable_rerank,
+        search_mode=rc.search_mode,
+        filters=to_filters(body.filters),
+        model=gc.model,
+        temperature=gc.temperature,
+        max_tokens=gc.max_tokens,
+        include_sources=op.include_sources,
+        include_images=op.include_images,
+        language=op.language,
+        use_history_context=rc.use_history_context,
+        history_weight=rc.history_weight,
+    )
+
+
+def images_payload(request: Request, prep: Prepared) -> list[dict[str, Any]]:
+    out = []
+    for rec, score in prep.images:
+        url, thumb = present.image_urls(request, rec.image_id)
+        out.append(
+            {
+                "image_id": rec.image_id,
+                "document_id": rec.document_id,
+                "image_url": url,
+                "thumbnail_url": thumb,
+                "caption": rec.caption or rec.ocr_text,
+                "relevance_score": round(score, 6),
+                "page": rec.page_number,
+            }
+        )
+    return out
+
+
+def _answer_data(request: Request, c, prep: Prepared, final: dict[str, Any]) -> dict[str, Any]:
+    p = prep.params
+    data = {
+        "question": p.question,
+        **final,
+        "response_time": round(time.perf_counter() - prep.started, 4),
+        "timings": prep.timings,
+        "sources": c.answers.source_dicts(prep) if p.include_sources else [],
+        "retrieved_images": images_payload(request, prep) if p.include_images else [],
+    }
+    return data
+
+
+@router.post("/ask", summary="One question, answered from the documents with citations")
+def ask(body: AskRequest, request: Request, caller: Caller = Depends(qa_caller), c=Depends(container)):
+    prep, final = c.answers.ask(caller.tenant, to_params(body))
+    return ok(_answer_data(request, c, prep, final), "问答成功")
+
+
+@router.post("/ask-stream", summary="The same as ask, streamed as Server-Sent Events")
+async def ask_stream(body: AskRequest, request: Request, caller: Caller = Depends(qa_caller), c=Depends(container)):
+    params = to_params(body)
+    await run_in_threadpool(c.answers.validate, params)  # bad input is a plain 400 before the stream starts
+
+    def events():
+        for event in c.answers.stream(caller.tenant, params, lambda prep: images_payload(request, prep)):
+            yield f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Request-ID": request.state.request_id},
+    )
+
+
+@router.post("/chat", summary="A conversation turn: history from the session store or the request")
+def chat(body: ChatRequest, request: Request, caller: Caller = Depends(qa_caller), c=Depends(container)):
+    svc = c.answers
+    params = to_params(body)
+    session_id = body.session_id or new_id("session")
+    if body.history is not None:
+        history = [
+            HistoryTurn(m.role, m.content, [pil_to_gen(c.decode_query_image(i)) for i in m.images[:2]])
+            for m in body.history
+        ]
+    else:
+        history = svc.history_from_session(caller.tenant, session_id)
+    params.history = history
+    context = svc.context_query(history) if params.use_history_context else None
+    prep, final = svc.ask(caller.tenant, params, context_text=context)
+    data = _answer_data(request, c, prep, final)
+    data["session_id"] = session_id
+    data["context_used"] = {
+        "history_turns": sum(1 for t in history if t.role == "user"),
+        "retrieved_chunks": sum(1 for s in prep.sources if s.kind == "chunk"),
+        "retrieved_images": len(prep.images),
+        "history_query": context,
+    }
+    data["follow_up_suggestions"] = follow_up_suggestions(prep, final["reasoning"]["answer_based_on"])
+    if body.options.save_session:
+        q_img = c.decode_query_image(body.question_image) if body.question_image else None
+        svc.save_turn(
+            caller.tenant,
+            session_id,
+            body.question,
+            q_img,
+            final["answer"],
+            [{k: s[k] for k in ("source_id", "document_id", "relevance_score")} for s in svc.source_dicts(prep)],
+        )
+        data["session_saved"] = True
+    else:
+        data["session_saved"] = False
+    return ok(data, "问答成功")
+
+
+@router.get("/sessions/{session_id}", summary="A chat session's messages")
+def get_session(session_id: str, caller: Caller = Depends(query_caller), c=Depends(container)):
+    from mmrag.errors import NotFound
+
+    s = c.sessions.get_session(caller.tenant, session_id)
+    if s is None:
+        raise NotFound(f"session {session_id} not found")
+    messages = []
+    for m in s.messages:
+        item = {"message_id": m.message_id, "role": m.role, "content": m.content, "timestamp": m.timestamp}
+        if m.role == "user":
+            item["images"] = [{"image_id": i.get("image_id")} for i in m.images]
+        else:
+            item["sources"] = m.sources
+        messages.append(item)
+    return ok(
+        {
+            "session_id": s.session_id,
+            "created_at": s.created_at,
+            "updated_at": s.updated_at,
+            "message_count": len(messages),
+            "messages": messages,
+        },
+        "查询成功",
+    )
+
+
+@router.delete("/sessions/{session_id}", summary="Delete a chat session")
+def delete_session(session_id: str, caller: Caller = Depends(query_caller), c=Depends(container)):
+    n = c.answers.delete_session(caller.tenant, session_id)
+    return ok({"session_id": session_id, "deleted_messages": n}, "会话删除成功")
