@@ -21,6 +21,7 @@ TEST_MODELS = {
     "MMRAG_RERANK_MODEL": "Xenova/ms-marco-MiniLM-L-6-v2",
 }
 KEY_A, KEY_B = "test-key-a", "test-key-b"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download: a missing model must fail at once
 
 needs_models = pytest.mark.skipif(
     not (MODELS / "sentence-transformers").is_dir(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import zlib
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -126,3 +127,80 @@ def pptx_with_picture(title: str, picture: bytes) -> bytes:
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def _pdf_string(text: str) -> bytes:
+    escaped = text.encode("latin-1").replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+    return b"(" + escaped + b")"
+
+
+def build_pdf(pages: list[dict], title: str | None = None) -> bytes:
+    """A PDF with Helvetica text lines [(x, y, text)] and flat-colour RGB images [(x, y, w_pt, h_pt, w_px, h_px, rgb)]
+    per page, optionally drawn through a Form XObject ("form": True)."""
+    objects: list[bytes] = []
+
+    def add(body: bytes) -> int:
+        objects.append(body)
+        return len(objects)
+
+    catalog, pages_id = add(b""), add(b"")
+    font = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
+    kids = []
+    for page in pages:
+        content, xobjects = bytearray(), {}
+        for x, y, text in page.get("lines", []):
+            content += b"BT /F1 12 Tf %d %d Td " % (x, y) + _pdf_string(text) + b" Tj ET\n"
+        for i, (x, y, w, h, w_px, h_px, rgb) in enumerate(page.get("images", [])):
+            raw = zlib.compress(bytes(rgb) * (w_px * h_px))
+            image = add(
+                b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceRGB "
+                b"/BitsPerComponent 8 /Filter /FlateDecode /Length %d >>\nstream\n"
+                % (w_px, h_px, len(raw))
+                + raw
+                + b"\nendstream"
+            )
+            if page.get("form"):
+                draw = b"q %d 0 0 %d 0 0 cm /Im Do Q" % (w, h)
+                xobjects[b"Fm%d" % i] = add(
+                    b"<< /Type /XObject /Subtype /Form /BBox [0 0 %d %d] /Resources << /XObject << /Im %d 0 R >> >> "
+                    b"/Length %d >>\nstream\n" % (w, h, image, len(draw)) + draw + b"\nendstream"
+                )
+                content += b"q 1 0 0 1 %d %d cm /Fm%d Do Q\n" % (x, y, i)
+            else:
+                xobjects[b"Im%d" % i] = image
+                content += b"q %d 0 0 %d %d %d cm /Im%d Do Q\n" % (w, h, x, y, i)
+        stream = add(b"<< /Length %d >>\nstream\n" % len(content) + bytes(content) + b"\nendstream")
+        resources = b" ".join(b"/%s %d 0 R" % item for item in xobjects.items())
+        kids.append(
+            add(
+                b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 %d 0 R >> "
+                b"/XObject << %s >> >> /Contents %d 0 R >>" % (pages_id, font, resources, stream)
+            )
+        )
+    objects[catalog - 1] = b"<< /Type /Catalog /Pages %d 0 R >>" % pages_id
+    objects[pages_id - 1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (
+        b" ".join(b"%d 0 R" % kid for kid in kids),
+        len(kids),
+    )
+    info = add(b"<< /Title " + _pdf_string(title) + b" >>") if title else None
+
+    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root %d 0 R%s >>\n" % (
+        len(objects) + 1,
+        catalog,
+        b" /Info %d 0 R" % info if info else b"",
+    )
+    out += b"startxref\n%d\n%%%%EOF\n" % xref
+    return bytes(out)
+
+
+def pdf_with_picture(caption: str, rgb: tuple[int, int, int] = (0, 0, 255)) -> bytes:
+    """One page: a line of text above a flat-colour picture."""
+    return build_pdf([{"lines": [(72, 640, caption)], "images": [(72, 400, 240, 180, 48, 36, rgb)]}])

@@ -10,6 +10,7 @@ Scores (all in 0–1):
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -76,19 +77,21 @@ def _sigmoid(x: float) -> float:
 
 
 class Rerankers:
-    """Cross-encoders by name, loaded on first use. Aliases map the contract's short names to fastembed models."""
+    """Cross-encoders by name, loaded on first use in the background. Aliases map the contract's short names to
+    fastembed models. A model that fails to load is not retried for RETRY_AFTER_S, so a missing model costs one
+    failed attempt, not one per request."""
 
-    ALIASES = {
-        "bge-reranker-v2": "BAAI/bge-reranker-v2-m3",
-        "bge-reranker-base": "BAAI/bge-reranker-base",
-        "ms-marco-minilm": "Xenova/ms-marco-MiniLM-L-6-v2",
-    }
+    ALIASES = {"bge-reranker-v2": "BAAI/bge-reranker-v2-m3", "bge-reranker-base": "BAAI/bge-reranker-base",
+               "ms-marco-minilm": "Xenova/ms-marco-MiniLM-L-6-v2"}
+    RETRY_AFTER_S = 600.0
 
     def __init__(self, default: str, factory: Callable[[str], Any], known: Sequence[str]):
         self.default = default
         self.factory = factory
         self.known = set(known) | {default}
-        self._models: dict[str, Any] = {}
+        self._loads: dict[str, Any] = {}
+        self._failed: dict[str, tuple[float, str]] = {}
+        self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mmrag-rerank")
 
     def resolve(self, name: str | None) -> str:
@@ -99,12 +102,35 @@ class Rerankers:
             raise InvalidParameter(f"unknown rerank_model {name!r}; known: {', '.join(sorted(self.known))}")
         return name
 
+    def _load(self, name: str) -> Any:
+        model = self.factory(name)
+        model.load()
+        return model
+
+    def model(self, name: str) -> Any:
+        with self._lock:
+            failed = self._failed.get(name)
+            if failed and time.monotonic() - failed[0] < self.RETRY_AFTER_S:
+                raise RuntimeError(failed[1])
+            future = self._loads.get(name)
+            if future is None or (future.done() and future.exception() is not None):
+                future = self._loads[name] = self._pool.submit(self._load, name)
+        return future
+
     def score(self, name: str, query: str, texts: list[str], timeout_s: float) -> list[float]:
-        model = self._models.get(name)
-        if model is None:
-            model = self._models[name] = self.factory(name)
-        future = self._pool.submit(model.score, query, texts)
-        return future.result(timeout=timeout_s)
+        deadline = time.monotonic() + timeout_s
+        future = self.model(name)
+        try:
+            model = future.result(timeout=timeout_s)
+        except FutureTimeout:
+            raise
+        except Exception as exc:
+            message = f"model {name} is not available: {type(exc).__name__}: {exc}"[:300]
+            with self._lock:
+                self._failed[name] = (time.monotonic(), message)
+            raise RuntimeError(message) from exc
+        scoring = self._pool.submit(model.score, query, texts)
+        return scoring.result(timeout=max(deadline - time.monotonic(), 0.001))
 
 
 class SearchService:

@@ -11,7 +11,7 @@ import numpy as np
 
 from mmrag.core.generation import GenRequest, GenResult
 from mmrag.core.ports import TextEmbedder
-from mmrag.text.analyzer import tokens
+from mmrag.text.analyzer import has_cjk, tokens
 from mmrag.text.tokens import split_sentences
 
 NO_ANSWER = {
@@ -58,7 +58,9 @@ class ExtractiveGenerator:
         prior = np.array([c[2] for c in candidates])
         score = 0.6 * overlap + 0.4 * dense + 0.1 * prior
         best = int(np.argmax(score))
-        if overlap[best] == 0 and dense[best] < 0.45:
+        # Without a shared term, only a confident paraphrase counts; Chinese questions always need a shared word,
+        # because an English-only text model scores any two Chinese sentences as similar.
+        if overlap[best] == 0 and (has_cjk(request.question) or dense[best] < 0.5):
             return []
         chosen: list[tuple[str, int]] = []
         seen: set[str] = set()

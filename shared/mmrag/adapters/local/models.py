@@ -6,6 +6,7 @@ downloads it into <data dir>/models. Models load lazily and once; loading is thr
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,6 +32,8 @@ class ModelSource:
 
     def kwargs(self, name: str) -> dict[str, Any]:
         kw: dict[str, Any] = {"cache_dir": str(self.cache_dir)}
+        if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes"):
+            kw["local_files_only"] = True  # fail at once instead of retrying downloads with back-off sleeps
         if self.threads:
             kw["threads"] = self.threads
         if self.model_dir and (self.model_dir / name).is_dir():
