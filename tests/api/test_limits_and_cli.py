@@ -76,9 +76,15 @@ def _mmrag(*args: str, data_dir, env_extra=None) -> subprocess.CompletedProcess:
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MMRAG_")}
     env.update(TEST_MODELS, MMRAG_MODEL_DIR=str(MODELS), HF_HUB_OFFLINE="1", **(env_extra or {}))
-    return subprocess.run([sys.executable, "-m", "mmrag.cli", *args, "--data-dir", str(data_dir)] if args[0] == "ingest"
-                          else [sys.executable, "-m", "mmrag.cli", args[0], "--data-dir", str(data_dir), *args[1:]],
-                          env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "mmrag.cli", *args, "--data-dir", str(data_dir)]
+        if args[0] == "ingest"
+        else [sys.executable, "-m", "mmrag.cli", args[0], "--data-dir", str(data_dir), *args[1:]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_keys_create_list_revoke_and_use(tmp_path):

@@ -24,18 +24,38 @@ def upload(api, **body) -> str:
 def corpus(api):
     w = word()
     ids = {
-        "pump": upload(api, document_type="text", content=f"{w} hydraulic pump maintenance: change the oil filter "
-                       "every 500 hours and check the pressure relief valve.",
-                       metadata={"category": f"a-{w}", "tags": [w, "pumps"], "created_at": "2024-02-01"}),
-        "brake": upload(api, document_type="text", content=f"{w} brake fluid must be replaced every two years; "
-                        "old fluid absorbs water and boils under heavy braking.",
-                        metadata={"category": f"b-{w}", "tags": [w], "created_at": "2024-08-01"}),
-        "zh": upload(api, document_type="text", content=f"{w} 散热器的冷却液必须在发动机冷却以后检查，不要在高温时打开水箱盖。",
-                     metadata={"category": f"b-{w}", "tags": [w, "zh"], "created_at": "2024-09-01"}),
-        "label": upload(api, document_type="image", file=b64(text_png(["PART NUMBER", w.upper()])),
-                        metadata={"category": f"img-{w}", "tags": [w], "title": "label"}),
-        "red": upload(api, document_type="image", file=b64(shape_png("red")),
-                      metadata={"category": f"img-{w}", "tags": [w], "title": "red circle"}),
+        "pump": upload(
+            api,
+            document_type="text",
+            content=f"{w} hydraulic pump maintenance: change the oil filter "
+            "every 500 hours and check the pressure relief valve.",
+            metadata={"category": f"a-{w}", "tags": [w, "pumps"], "created_at": "2024-02-01"},
+        ),
+        "brake": upload(
+            api,
+            document_type="text",
+            content=f"{w} brake fluid must be replaced every two years; "
+            "old fluid absorbs water and boils under heavy braking.",
+            metadata={"category": f"b-{w}", "tags": [w], "created_at": "2024-08-01"},
+        ),
+        "zh": upload(
+            api,
+            document_type="text",
+            content=f"{w} 散热器的冷却液必须在发动机冷却以后检查，不要在高温时打开水箱盖。",
+            metadata={"category": f"b-{w}", "tags": [w, "zh"], "created_at": "2024-09-01"},
+        ),
+        "label": upload(
+            api,
+            document_type="image",
+            file=b64(text_png(["PART NUMBER", w.upper()])),
+            metadata={"category": f"img-{w}", "tags": [w], "title": "label"},
+        ),
+        "red": upload(
+            api,
+            document_type="image",
+            file=b64(shape_png("red")),
+            metadata={"category": f"img-{w}", "tags": [w], "title": "red circle"},
+        ),
     }
     return w, ids
 
@@ -57,8 +77,15 @@ def test_text_search_scores_positions_and_highlight(api, corpus):
 
 def test_semantic_match_without_shared_words(api, corpus):
     w, ids = corpus
-    data = search(api, "text", {"query": "when should I renew the liquid in my braking system?", "top_k": 1,
-                                "filters": {"tags": [w], "document_type": ["text"]}})
+    data = search(
+        api,
+        "text",
+        {
+            "query": "when should I renew the liquid in my braking system?",
+            "top_k": 1,
+            "filters": {"tags": [w], "document_type": ["text"]},
+        },
+    )
     assert data["results"][0]["document_id"] == ids["brake"]
 
 
@@ -69,13 +96,16 @@ def test_chinese_query_and_highlight(api, corpus):
     assert top["document_id"] == ids["zh"] and "<em>冷却液</em>" in top["highlight"]["content"]
 
 
-@pytest.mark.parametrize("flt,expected", [
-    ({"category": "a-{w}"}, {"pump"}),
-    ({"date_range": {"start": "2024-06-01", "end": "2024-08-31"}}, {"brake"}),
-    ({"date_range": {"start": "2024-08-15"}}, {"zh", "label"}),  # no created_at: the upload date counts
-    ({"document_type": ["image"]}, {"label"}),
-    ({"tags": ["zh", "pumps"]}, {"pump", "zh"}),
-])
+@pytest.mark.parametrize(
+    "flt,expected",
+    [
+        ({"category": "a-{w}"}, {"pump"}),
+        ({"date_range": {"start": "2024-06-01", "end": "2024-08-31"}}, {"brake"}),
+        ({"date_range": {"start": "2024-08-15"}}, {"zh", "label"}),  # no created_at: the upload date counts
+        ({"document_type": ["image"]}, {"label"}),
+        ({"tags": ["zh", "pumps"]}, {"pump", "zh"}),
+    ],
+)
 def test_filters_apply_inside_the_index(api, corpus, flt, expected):
     w, ids = corpus
     flt = {k: (v.format(w=w) if isinstance(v, str) else v) for k, v in flt.items()}
@@ -89,8 +119,16 @@ def test_document_ids_filter_and_threshold(api, corpus):
     assert {r["document_id"] for r in data["results"]} == {ids["brake"]}
     everything = search(api, "text", {"query": f"{w} pump oil", "top_k": 10, "filters": {"tags": [w]}})["results"]
     cut = (everything[0]["similarity_score"] + everything[-1]["similarity_score"]) / 2
-    kept = search(api, "text", {"query": f"{w} pump oil", "top_k": 10, "filters": {"tags": [w]},
-                                "search_options": {"similarity_threshold": cut}})["results"]
+    kept = search(
+        api,
+        "text",
+        {
+            "query": f"{w} pump oil",
+            "top_k": 10,
+            "filters": {"tags": [w]},
+            "search_options": {"similarity_threshold": cut},
+        },
+    )["results"]
     assert kept and len(kept) < len(everything) and all(r["similarity_score"] >= cut for r in kept)
 
 
@@ -104,35 +142,55 @@ def test_rerank_scores_and_degrades(api, corpus):
     if "rerank_error" in slow:  # 1 ms is too short on any machine we know, but the order must still come back
         assert "timed out" in slow["rerank_error"] and "rerank_score" not in slow["results"][0]
         assert slow["results"][0]["document_id"] == ids["pump"]
-    missing = search(api, "text", {**base, "search_options": {"rerank": True, "rerank_model": "BAAI/bge-reranker-base"}})
+    missing = search(
+        api, "text", {**base, "search_options": {"rerank": True, "rerank_model": "BAAI/bge-reranker-base"}}
+    )
     assert "rerank_error" in missing and missing["results"][0]["document_id"] == ids["pump"]
-    r = api.post("/search/text", json={**base, "search_options": {"rerank": True, "rerank_model": "BAAI/bge-reranker-base",
-                                                                  "fail_strategy": "error"}})
+    r = api.post(
+        "/search/text",
+        json={
+            **base,
+            "search_options": {"rerank": True, "rerank_model": "BAAI/bge-reranker-base", "fail_strategy": "error"},
+        },
+    )
     assert_error(r, 503, "SERVICE_UNAVAILABLE")
-    assert_error(api.post("/search/text", json={**base, "search_options": {"rerank": True, "rerank_model": "nope"}}),
-                 400, "INVALID_PARAMETER")
+    assert_error(
+        api.post("/search/text", json={**base, "search_options": {"rerank": True, "rerank_model": "nope"}}),
+        400,
+        "INVALID_PARAMETER",
+    )
     kept = search(api, "text", {**base, "search_options": {"rerank": True, "score_threshold": 0.99}})
     assert all(r["rerank_score"] >= 0.99 for r in kept["results"])
 
 
-@pytest.mark.parametrize("body", [
-    {"query": "", "top_k": 5}, {"query": "x", "top_k": 0}, {"query": "x", "top_k": 101},
-    {"query": "x", "filters": {"document_type": ["video"]}}, {"query": "x", "filters": {"unknown": 1}},
-    {"query": "x", "search_options": {"similarity_threshold": 2}},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"query": "", "top_k": 5},
+        {"query": "x", "top_k": 0},
+        {"query": "x", "top_k": 101},
+        {"query": "x", "filters": {"document_type": ["video"]}},
+        {"query": "x", "filters": {"unknown": 1}},
+        {"query": "x", "search_options": {"similarity_threshold": 2}},
+    ],
+)
 def test_text_search_validation(api, body):
     assert_error(api.post("/search/text", json=body), 400, "INVALID_PARAMETER")
 
 
 def test_image_search_by_image_and_by_words(api, corpus):
     w, ids = corpus
-    data = search(api, "image", {"query_type": "image", "query_image": b64(shape_png("red")), "top_k": 2,
-                                 "filters": {"category": f"img-{w}"}})
+    data = search(
+        api,
+        "image",
+        {"query_type": "image", "query_image": b64(shape_png("red")), "top_k": 2, "filters": {"category": f"img-{w}"}},
+    )
     top = data["results"][0]
     assert top["document_id"] == ids["red"] and top["similarity_score"] > 0.99
     assert top["metadata"]["size"] == "320x240" and api.get(top["thumbnail_url"]).status_code == 200
-    data = search(api, "image", {"query_type": "text", "query_text": w, "top_k": 1,
-                                 "filters": {"category": f"img-{w}"}})
+    data = search(
+        api, "image", {"query_type": "text", "query_text": w, "top_k": 1, "filters": {"category": f"img-{w}"}}
+    )
     assert [r["document_id"] for r in data["results"]] == [ids["label"]]
     assert w.upper() in data["results"][0]["caption"].replace(" ", "")
     assert_error(api.post("/search/image", json={"query_type": "image"}), 400, "INVALID_PARAMETER")
@@ -141,11 +199,17 @@ def test_image_search_by_image_and_by_words(api, corpus):
 
 def test_picture_inside_a_pdf_has_related_text(api):
     w = word()
-    doc_id = upload(api, document_type="pdf", file=b64(pdf_with_picture(f"Figure above shows the {w} gauge.",
-                                                                       shape_png("blue"))),
-                    metadata={"category": w})
-    data = search(api, "image", {"query_type": "image", "query_image": b64(shape_png("blue")), "top_k": 1,
-                                 "filters": {"category": w}})
+    doc_id = upload(
+        api,
+        document_type="pdf",
+        file=b64(pdf_with_picture(f"Figure above shows the {w} gauge.", shape_png("blue"))),
+        metadata={"category": w},
+    )
+    data = search(
+        api,
+        "image",
+        {"query_type": "image", "query_image": b64(shape_png("blue")), "top_k": 1, "filters": {"category": w}},
+    )
     top = data["results"][0]
     assert top["document_id"] == doc_id and top["metadata"]["page_number"] == 1
     assert w in (top["related_text"]["before"] + top["related_text"]["after"])
@@ -153,12 +217,18 @@ def test_picture_inside_a_pdf_has_related_text(api):
 
 def test_multimodal_strategies_modalities_and_grouping(api, corpus):
     w, ids = corpus
-    base = {"query_text": f"{w} part number", "query_image": b64(shape_png("red")), "top_k": 10,
-            "filters": {"tags": [w]}, "modality_weights": {"text": 0.5, "image": 0.5}}
+    base = {
+        "query_text": f"{w} part number",
+        "query_image": b64(shape_png("red")),
+        "top_k": 10,
+        "filters": {"tags": [w]},
+        "modality_weights": {"text": 0.5, "image": 0.5},
+    }
     combined = {}
     for strategy in ("weighted_sum", "rrf", "linear_combination"):
-        data = search(api, "multimodal", {**base, "search_options": {"fusion_strategy": strategy,
-                                                                      "group_by_document": True}})
+        data = search(
+            api, "multimodal", {**base, "search_options": {"fusion_strategy": strategy, "group_by_document": True}}
+        )
         assert data["fusion_strategy"] == strategy
         found = {r["document_id"] for r in data["results"]}
         assert {ids["red"], ids["label"]} <= found
@@ -175,18 +245,27 @@ def test_multimodal_strategies_modalities_and_grouping(api, corpus):
     text_only = search(api, "multimodal", {"query_text": f"{w} brake fluid", "filters": {"tags": [w]}})
     assert text_only["query_image_provided"] is False and text_only["results"][0]["document_id"] == ids["brake"]
     assert_error(api.post("/search/multimodal", json={"top_k": 3}), 400, "INVALID_PARAMETER")
-    assert_error(api.post("/search/multimodal", json={"query_text": "x", "search_options": {"fusion_strategy": "max"}}),
-                 400, "INVALID_PARAMETER")
+    assert_error(
+        api.post("/search/multimodal", json={"query_text": "x", "search_options": {"fusion_strategy": "max"}}),
+        400,
+        "INVALID_PARAMETER",
+    )
 
 
 def test_similar_for_documents_chunks_and_images(api, corpus):
     w, ids = corpus
-    data = search(api, "similar", {"reference_type": "document", "reference_id": ids["pump"], "top_k": 5,
-                                   "filters": {"tags": [w]}})
+    data = search(
+        api,
+        "similar",
+        {"reference_type": "document", "reference_id": ids["pump"], "top_k": 5, "filters": {"tags": [w]}},
+    )
     item_ids = [r["item_id"] for r in data["results"]]
     assert ids["pump"] not in item_ids and item_ids and data["results"][0]["item_type"] == "document"
-    keep = search(api, "similar", {"reference_type": "document", "reference_id": ids["pump"], "exclude_self": False,
-                                   "filters": {"tags": [w]}})
+    keep = search(
+        api,
+        "similar",
+        {"reference_type": "document", "reference_id": ids["pump"], "exclude_self": False, "filters": {"tags": [w]}},
+    )
     assert keep["results"][0]["item_id"] == ids["pump"]
     chunk_id = api.ok(api.get(f"/documents/{ids['brake']}"))["chunks"][0]["chunk_id"]
     data = search(api, "similar", {"reference_type": "chunk", "reference_id": chunk_id, "filters": {"tags": [w]}})
@@ -195,8 +274,9 @@ def test_similar_for_documents_chunks_and_images(api, corpus):
     data = search(api, "similar", {"reference_type": "image", "reference_id": image_id, "filters": {"tags": [w]}})
     assert data["results"] and all(r["item_type"] == "image" for r in data["results"])
     for ref in ("document", "chunk", "image"):
-        assert_error(api.post("/search/similar", json={"reference_type": ref, "reference_id": "x_nope"}), 404,
-                     "NOT_FOUND")
+        assert_error(
+            api.post("/search/similar", json={"reference_type": ref, "reference_id": "x_nope"}), 404, "NOT_FOUND"
+        )
 
 
 def test_deleted_documents_vanish_from_every_endpoint(api):

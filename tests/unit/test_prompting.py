@@ -24,14 +24,21 @@ def test_language_detection():
 
 
 def _request(question: str, *texts: str, language: str = "en") -> GenRequest:
-    return GenRequest(system="", messages=[], model="extractive", question=question, language=language,
-                      evidence=[Evidence(i + 1, t, 0.5) for i, t in enumerate(texts)])
+    return GenRequest(
+        system="",
+        messages=[],
+        model="extractive",
+        question=question,
+        language=language,
+        evidence=[Evidence(i + 1, t, 0.5) for i, t in enumerate(texts)],
+    )
 
 
 def test_extractive_picks_and_cites_the_answering_sentences():
     gen = ExtractiveGenerator()
-    req = _request("What is the torque for the M8 bolt?", "Use gloves. The M8 bolt torque is 25 Nm.",
-                   "The M10 bolt needs 50 Nm.")
+    req = _request(
+        "What is the torque for the M8 bolt?", "Use gloves. The M8 bolt torque is 25 Nm.", "The M10 bolt needs 50 Nm."
+    )
     out = gen.generate(req)
     assert out.text.startswith("The M8 bolt torque is 25 Nm. [1]")
     assert "gloves" not in out.text
@@ -47,4 +54,6 @@ def test_extractive_streams_what_it_generates():
 def test_extractive_admits_no_answer():
     gen = ExtractiveGenerator()
     assert "do not contain" in gen.generate(_request("Who painted the Mona Lisa?", "Bolts need torque.")).text
-    assert gen.generate(_request("蒙娜丽莎是谁画的？", "螺栓需要扭矩。", language="zh")).text.startswith("检索到的文档中没有")
+    assert gen.generate(_request("蒙娜丽莎是谁画的？", "螺栓需要扭矩。", language="zh")).text.startswith(
+        "检索到的文档中没有"
+    )
