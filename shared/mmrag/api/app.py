@@ -6,11 +6,35 @@ import uuid
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
+from starlette.datastructures import MutableHeaders
 
 from mmrag import __version__
 from mmrag.api.envelope import install_error_handlers
 from mmrag.api.routes import documents, health, qa, search
+
+
+class RequestIdMiddleware:
+    """Echoes X-Request-ID (or makes one) on every response. Pure ASGI, so streamed answers stay directly connected
+    to the client and notice when it goes away."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sent = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1").strip()
+        rid = sent[:128] or f"req_{uuid.uuid4().hex[:16]}"
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["X-Request-ID"] = rid
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
 
 
 def create_app(container: Any, *, manage_lifecycle: bool = True) -> FastAPI:
@@ -33,13 +57,7 @@ def create_app(container: Any, *, manage_lifecycle: bool = True) -> FastAPI:
     app.state.container = container
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def request_id_header(request: Request, call_next):
-        rid = request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex[:16]}"
-        request.state.request_id = rid[:128]
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = request.state.request_id
-        return response
+    app.add_middleware(RequestIdMiddleware)
 
     for module in (health, documents, search, qa):
         app.include_router(module.router)

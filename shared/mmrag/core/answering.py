@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -358,9 +359,14 @@ class AnswerService:
         return prep, self.finish(prep, result)
 
     def stream(
-        self, tenant: str, p: AskParams, images_payload: Callable[[Prepared], list[dict]]
+        self,
+        tenant: str,
+        p: AskParams,
+        images_payload: Callable[[Prepared], list[dict]],
+        cancelled: threading.Event | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """SSE events in the contract's order; a failure sends an 'error' event and ends the stream."""
+        """SSE events in the contract's order; a failure sends an 'error' event and ends the stream. Setting
+        `cancelled` (the client went away) stops at the next piece and closes the provider's stream."""
         yield {"type": "retrieval_start", "data": {"status": "searching"}}
         try:
             prep = self.prepare(tenant, p)
@@ -377,6 +383,8 @@ class AnswerService:
             stream = prep.generator.stream(prep.request)
             try:
                 for piece in stream:
+                    if cancelled is not None and cancelled.is_set():
+                        return
                     if isinstance(piece, GenResult):
                         result = piece
                     elif piece:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from mmrag.api import present
 from mmrag.api.deps import Caller, container, qa_caller, query_caller
@@ -85,14 +86,22 @@ async def ask_stream(body: AskRequest, request: Request, caller: Caller = Depend
     params = to_params(body)
     await run_in_threadpool(c.answers.validate, params)  # bad input is a plain 400 before the stream starts
 
-    def events():
-        for event in c.answers.stream(caller.tenant, params, lambda prep: images_payload(request, prep)):
-            yield f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
+    cancelled = threading.Event()
+    produce = c.answers.stream(caller.tenant, params, lambda prep: images_payload(request, prep), cancelled)
+
+    async def events():
+        try:
+            async for event in iterate_in_threadpool(produce):
+                if await request.is_disconnected():
+                    break
+                yield f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
+        finally:  # normal end, or Starlette cancelled us because the client disconnected
+            cancelled.set()
 
     return StreamingResponse(
         events(),
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Request-ID": request.state.request_id},
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
