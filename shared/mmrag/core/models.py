@@ -127,6 +127,7 @@ class SearchFilters:
 class Hit:
     item_id: str
     score: float
+    kind: str | None = None  # chunk | image, when the index knows it
 
 
 @dataclass

@@ -416,7 +416,7 @@ class SearchService:
                 "retrieve", lambda: self.index.search_vector(tenant, "clip", image_vec, replace(filters, kinds=None), k)
             )
             for h in img_hits:
-                kind = "image" if h.item_id.startswith("img_") else "chunk"
+                kind = h.kind or ("image" if h.item_id.startswith("img_") else "chunk")
                 get(h.item_id, kind).scores["image"] = max(h.score, 0.0)
             # exact image similarity for text candidates too, so that every candidate is scored in both modalities
             missing = [i for i, s in cands.items() if "image" not in s.scores]

@@ -323,11 +323,11 @@ class EmbeddedVectorIndex:
             where.append(f"i.item_id NOT IN ({','.join('?' * len(filters.exclude_item_ids))})")
             params.extend(filters.exclude_item_ids)
         rows = t.db.query(
-            f"SELECT i.item_id, bm25(terms) AS s FROM terms JOIN items i ON i.rowid = terms.rowid "
+            f"SELECT i.item_id, i.kind, bm25(terms) AS s FROM terms JOIN items i ON i.rowid = terms.rowid "
             f"WHERE {' AND '.join(where)} ORDER BY s LIMIT ?",
             [*params, k],
         )
-        return [Hit(r["item_id"], -float(r["s"])) for r in rows]
+        return [Hit(r["item_id"], -float(r["s"]), r["kind"]) for r in rows]
 
     def search_vector(self, tenant: str, space: str, vector: np.ndarray, filters: SearchFilters, k: int) -> list[Hit]:
         t = self._t(tenant, fresh=True)
@@ -357,7 +357,7 @@ class EmbeddedVectorIndex:
         k = min(k, candidates.size)
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top])]
-        return [Hit(sp.item_ids[i], float(scores[i])) for i in top if np.isfinite(scores[i])]
+        return [Hit(sp.item_ids[i], float(scores[i]), KINDS[kind[i]]) for i in top if np.isfinite(scores[i])]
 
     def get_vectors(self, tenant: str, space: str, item_ids: Sequence[str]) -> dict[str, np.ndarray]:
         sp = self._t(tenant, fresh=True).spaces.get(space)
