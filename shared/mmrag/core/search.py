@@ -176,10 +176,24 @@ class SearchService:
             scored = self._blend_context(tenant, scored, ctx, qvec, chunk_filters, k, w, timer)
         timer.run("fuse", lambda: self._fuse_text(scored))
         scored.sort(key=lambda s: -s.score)
-        results = timer.run("hydrate", lambda: self._hydrate(tenant, scored, limit=max(top_k, rerank.input_limit)))
+        return self._finish(tenant, query, scored, top_k, threshold, rerank, model_name, timer)
+
+    def _finish(
+        self,
+        tenant: str,
+        query: str,
+        scored: list[Scored],
+        top_k: int,
+        threshold: float | None,
+        rerank: RerankOptions,
+        model_name: str | None,
+        timer: Timer,
+    ) -> SearchOutcome:
+        """Hydrate the ranked candidates, rerank when asked (and possible), apply the threshold, cut to top_k."""
+        results = timer.run("hydrate", lambda: self._hydrate(tenant, scored, max(top_k, rerank.input_limit)))
         outcome = SearchOutcome(results, timer.timings, len(scored))
-        if rerank.enabled and results:
-            self._rerank(query, outcome, model_name or self.rerankers.default, rerank, timer)
+        if model_name and results:
+            self._rerank(query, outcome, model_name, rerank, timer)
         if threshold is not None:
             outcome.results = [r for r in outcome.results if r.score >= threshold]
         outcome.results = outcome.results[:top_k]
@@ -429,15 +443,8 @@ class SearchService:
             ),
         )
         scored = sorted(cands.values(), key=lambda s: -s.score)
-        results = timer.run("hydrate", lambda: self._hydrate(tenant, scored, max(top_k, rerank.input_limit)))
-        outcome = SearchOutcome(results, timer.timings, len(scored))
-        if rerank.enabled and query_text and results:
-            self._rerank(query_text, outcome, self.rerankers.resolve(rerank.model), rerank, timer)
-        if threshold is not None:
-            outcome.results = [r for r in outcome.results if r.score >= threshold]
-        outcome.results = outcome.results[:top_k]
-        outcome.timings = timer.timings
-        return outcome
+        model = self.rerankers.resolve(rerank.model) if rerank.enabled and query_text else None
+        return self._finish(tenant, query_text or "", scored, top_k, threshold, rerank, model, timer)
 
     # ------------------------------------------------------------------ similar
     def similar(

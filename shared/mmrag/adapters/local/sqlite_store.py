@@ -305,27 +305,23 @@ class SqliteDocumentStore:
         rows = self._owned(tenant, "chunks", "x.document_id = ?", [document_id], "ORDER BY x.chunk_index")
         return [_chunk_from_row(r) for r in rows]
 
+    def _owned_by_ids(self, tenant: str, table: str, id_column: str, ids: Sequence[str]) -> list:
+        rows: list = []
+        unique = list(dict.fromkeys(ids))
+        for i in range(0, len(unique), 500):
+            part = unique[i : i + 500]
+            rows += self._owned(tenant, table, f"x.{id_column} IN ({','.join('?' * len(part))})", part)
+        return rows
+
     def get_chunks_by_id(self, tenant: str, chunk_ids: Sequence[str]) -> dict[str, Chunk]:
-        out: dict[str, Chunk] = {}
-        ids = list(dict.fromkeys(chunk_ids))
-        for i in range(0, len(ids), 500):
-            part = ids[i : i + 500]
-            rows = self._owned(tenant, "chunks", f"x.chunk_id IN ({','.join('?' * len(part))})", part)
-            out.update({r["chunk_id"]: _chunk_from_row(r) for r in rows})
-        return out
+        return {r["chunk_id"]: _chunk_from_row(r) for r in self._owned_by_ids(tenant, "chunks", "chunk_id", chunk_ids)}
 
     def get_images(self, tenant: str, document_id: str) -> list[ImageRecord]:
         rows = self._owned(tenant, "images", "x.document_id = ?", [document_id], "ORDER BY x.position")
         return [_image_from_row(r) for r in rows]
 
     def get_images_by_id(self, tenant: str, image_ids: Sequence[str]) -> dict[str, ImageRecord]:
-        out: dict[str, ImageRecord] = {}
-        ids = list(dict.fromkeys(image_ids))
-        for i in range(0, len(ids), 500):
-            part = ids[i : i + 500]
-            rows = self._owned(tenant, "images", f"x.image_id IN ({','.join('?' * len(part))})", part)
-            out.update({r["image_id"]: _image_from_row(r) for r in rows})
-        return out
+        return {r["image_id"]: _image_from_row(r) for r in self._owned_by_ids(tenant, "images", "image_id", image_ids)}
 
     def delete_document(self, tenant: str, document_id: str) -> tuple[int, int]:
         with self.db.tx() as conn:
