@@ -1,5 +1,5 @@
-"""AWS adapters: S3 for blobs, DynamoDB for documents, jobs, API keys and chat sessions.
+"""AWS adapters, the serverless twins of mmrag.adapters.local: S3 blobs and DynamoDB stores among them.
 
-Each is the twin of an adapter in mmrag.adapters.local and passes the same contract suites (tests/contract).
-Clients are plain boto3 low-level clients, passed in or created from the environment's region and credentials.
+Each twin passes the same contract suites as its local counterpart (tests/contract). Clients are boto3 low-level
+clients, passed in or created from the environment's region and credentials.
 """

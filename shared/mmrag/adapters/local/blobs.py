@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-_KEY = re.compile(r"^[A-Za-z0-9_.=-]+(/[A-Za-z0-9_.=-]+)*$")
+from mmrag.core.blob_keys import validate_key
 
 
 class FileBlobStore:
@@ -18,9 +17,7 @@ class FileBlobStore:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
-        if not _KEY.match(key) or any(part in (".", "..") for part in key.split("/")):
-            raise ValueError(f"invalid blob key {key!r}")
-        return self.root / key
+        return self.root / validate_key(key)
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         path = self._path(key)
