@@ -8,7 +8,16 @@ import uuid
 import pytest
 
 from tests.conftest import assert_error
-from tests.samples import b64, docx_with_picture, pptx_with_picture, scanned_pdf, shape_png, text_pdf, text_png
+from tests.samples import (
+    b64,
+    cjk_font_available,
+    docx_with_picture,
+    pptx_with_picture,
+    scanned_pdf,
+    shape_png,
+    text_pdf,
+    text_png,
+)
 
 
 def word() -> str:
@@ -308,3 +317,13 @@ def test_tenants_are_isolated(api, api_b):
     assert api_b.ok(api_b.get("/documents", params={"keyword": w}))["total"] == 0
     assert not api_b.ok(api_b.post("/search/text", json={"query": w}))["results"]
     assert_error(api_b.get(f"/images/{d['chunks'][0]['chunk_id']}"), 404, "NOT_FOUND")
+
+
+@pytest.mark.skipif(not cjk_font_available(), reason="no CJK font (apt-get install fonts-wqy-zenhei)")
+def test_chinese_text_in_a_picture_is_read(api):
+    doc_id = upload(api, text_png(["散热器冷却液检查", "每六个月一次"], cjk=True), "image")
+    d = api.wait(doc_id)
+    text = "".join(d["chunks"][0]["content"].split())
+    assert "冷却液" in text and "六个月" in text
+    found = api.ok(api.post("/search/text", json={"query": "冷却液", "filters": {"document_ids": [doc_id]}}))
+    assert found["results"][0]["image_id"] == d["images"][0]["image_id"]
