@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 SHARED_MODELS := $(abspath ../shared/models)
 export MMRAG_API_KEYS ?= dev-key=default
 
-.PHONY: install serve test lint bench-ingest bench-search invoke acceptance eval clean
+.PHONY: install serve test lint bench-ingest bench-cold invoke acceptance eval clean
 
 $(BIN)/mmrag: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[local,dev]'
+	$(BIN)/pip install --quiet -e '.[local,aws,dev]'
 	touch $(BIN)/mmrag
 
 install: $(BIN)/mmrag
@@ -20,7 +20,8 @@ serve: install
 	$(BIN)/mmrag serve
 
 test: install
-	$(BIN)/ruff check shared tests bench
+	$(BIN)/ruff check shared tests bench scripts functions
+	$(BIN)/cfn-lint template.yaml
 	$(BIN)/python -m pytest -q
 
 acceptance: install
@@ -31,6 +32,12 @@ eval: install
 
 bench-ingest: install
 	MMRAG_MODEL_DIR=$${MMRAG_MODEL_DIR:-$(SHARED_MODELS)} $(BIN)/python bench/ingest_bench.py
+
+invoke: install  # make invoke FN=SearchFunction EVENT=events/search_text.json [ARGS=--seed]
+	$(BIN)/python scripts/invoke.py $(FN) $(EVENT) $(ARGS)
+
+bench-cold: install
+	$(BIN)/python bench/cold_import_bench.py
 
 clean:
 	rm -rf $(VENV) .mmrag .pytest_cache .ruff_cache

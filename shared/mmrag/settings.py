@@ -61,6 +61,28 @@ class Settings(BaseSettings):
     bedrock_region: str = ""
     bedrock_models: str = ""
 
+    # AWS backend (MMRAG_BACKEND=aws; template.yaml sets these, see infra/README.md)
+    bucket: str = Field("", description="S3 bucket: originals, pictures, incoming/<tenant>/ drops")
+    blob_prefix: str = ""
+    incoming_prefix: str = "incoming/"
+    documents_table: str = "mmrag-documents"
+    jobs_table: str = "mmrag-jobs"
+    sessions_table: str = "mmrag-sessions"
+    api_keys_table: str = "mmrag-api-keys"
+    idempotency_table: str = "mmrag-idempotency"
+    session_ttl_days: int = Field(30, ge=1)
+    ingest_queue_url: str = Field("", description="SQS queue API uploads send their jobs to")
+    opensearch_endpoint: str = ""
+    opensearch_service: str = Field("es", description="es (domain) | aoss (Serverless)")
+    opensearch_index: str = "mmrag-items"
+    sagemaker_endpoint: str = ""
+    ocr_engine: str = Field("textract", description="textract | rapidocr | none")
+    textract_sns_topic_arn: str = ""
+    textract_role_arn: str = ""
+    anthropic_secret_arn: str = Field("", description="Secrets Manager secret with the Anthropic API key")
+    trust_authorizer: bool = Field(False, description="behind the API Gateway authorizer: tenant from its context")
+    upload_url_expires_s: int = Field(900, ge=60, le=604800)
+
     @staticmethod
     def list_of(raw: str) -> list[str]:
         return [x.strip() for x in raw.split(",") if x.strip()]

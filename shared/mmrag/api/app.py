@@ -11,7 +11,7 @@ from starlette.datastructures import MutableHeaders
 
 from mmrag import __version__
 from mmrag.api.envelope import install_error_handlers
-from mmrag.api.routes import documents, health, qa, search
+from mmrag.api.routes import documents, health, qa, search, upload_url
 
 
 class RequestIdMiddleware:
@@ -59,6 +59,6 @@ def create_app(container: Any, *, manage_lifecycle: bool = True) -> FastAPI:
 
     app.add_middleware(RequestIdMiddleware)
 
-    for module in (health, documents, search, qa):
+    for module in (health, documents, upload_url, search, qa):
         app.include_router(module.router)
     return app

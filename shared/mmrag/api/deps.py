@@ -25,6 +25,15 @@ def caller_for(endpoint_class: str) -> Callable[..., Caller]:
     """A dependency that authenticates the Bearer key and counts the request against its rate limit."""
 
     def dependency(request: Request, c=Depends(container)) -> Caller:
+        trusted = getattr(c, "trusted_caller", None)
+        if trusted is not None:
+            # Behind the API Gateway authorizer (AWS, MMRAG_TRUST_AUTHORIZER=true): the authorizer checked the key
+            # and usage plans count the request; the tenant is the authorizer's, from this request's context only.
+            identity = trusted(request)
+            if identity is None:
+                raise Unauthorized("missing API key", "send 'Authorization: Bearer <API key>' through the API")
+            request.state.tenant = identity.tenant
+            return Caller(tenant=identity.tenant, key_id=identity.key_id)
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         token = token.strip()

@@ -1,0 +1,5 @@
+"""DocumentsFunction, SearchFunction, QaFunction, SessionsFunction: the mmrag API through Mangum (mmrag.aws.api)."""
+
+from mmrag.aws.api import handler
+
+__all__ = ["handler"]
