@@ -289,6 +289,19 @@ def test_scanned_pdf_goes_through_textract_and_its_completion(sandbox):
     assert any(ch.source == "ocr" and inv.SCANNED_TEXT[1] in ch.content for ch in chunks)
     assert not c.blobs.list_keys("textract-jobs")
 
+    # the whole path: the dropped file is now searchable through the search function and answerable through qa
+    search = event("search_text.json")
+    search["body"] = json.dumps({"query": "water level gauge", "top_k": 5})
+    status, body = call(sandbox, "SearchFunction", search)
+    assert status == 200, body
+    assert doc.document_id in [r["document_id"] for r in body["data"]["results"]]
+    ask = event("qa_ask.json")
+    ask["body"] = json.dumps({"question": "How often must the water level gauge be checked?",
+                              "filters": {"document_ids": [doc.document_id]}})
+    status, body = call(sandbox, "QaFunction", ask)
+    assert status == 200, body
+    assert "every morning" in body["data"]["answer"] and body["data"]["sources"][0]["document_id"] == doc.document_id
+
 
 # ---------------------------------------------------------------------------------------------------- key admin
 def test_keys_admin_registers_one_usage_key_per_class_and_revokes_them(sandbox):
