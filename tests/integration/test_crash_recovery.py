@@ -151,3 +151,41 @@ def test_a_job_that_keeps_crashing_gives_up_and_fails(tmp_path, attempts):
         assert "interrupted" in c2.store.get_document("tenant-a", doc.document_id).error
     finally:
         c2.stop()
+
+
+class FlakyEmbedder:
+    """A text-embedder adapter whose service is down for its first `failures` calls (fault injection at the port)."""
+
+    def __init__(self, real, failures: int):
+        self.real, self.failures = real, failures
+        self.name, self.calls = real.name, 0
+
+    def embed_texts(self, texts):
+        self.calls += 1
+        if self.calls <= self.failures:
+            from mmrag.errors import ServiceUnavailable
+
+            raise ServiceUnavailable("embedding endpoint is throttling", "ThrottlingException")
+        return self.real.embed_texts(texts)
+
+    def embed_query(self, text):
+        return self.real.embed_query(text)
+
+
+@pytest.mark.parametrize("failures,expected", [(1, "completed"), (5, "failed")])
+def test_a_briefly_unavailable_model_is_retried_then_given_up(tmp_path, failures, expected):
+    from mmrag.wiring import build_container
+
+    c = build_container(settings_for(tmp_path, max_job_attempts=2))
+    c.pipeline.text_embedder = FlakyEmbedder(c.text_embedder, failures)
+    c.runner.retry_delay_s = 0.05
+    c.start()
+    try:
+        doc = c.documents.upload("tenant-a", "text", content="Pumps need oil every month.", wait=False)
+        assert c.runner.wait_idle(lambda: c.store.get_document("tenant-a", doc.document_id).status != "processing", 60)
+        done = c.store.get_document("tenant-a", doc.document_id)
+        assert done.status == expected, done.error
+        items = c.index.item_ids("tenant-a", doc.document_id)
+        assert (len(items) == done.chunks_count) if expected == "completed" else items == []
+    finally:
+        c.stop()

@@ -19,10 +19,9 @@ import numpy as np
 from mmrag.core import keys
 from mmrag.core.models import Chunk, DocFilterMeta, Document, ImageRecord, IndexItem, Job, new_id, utcnow
 from mmrag.core.ports import BlobStore, ClipEmbedder, DocumentStore, OcrEngine, TextEmbedder, VectorIndex
-from mmrag.errors import ProcessingError
+from mmrag.errors import ProcessingError, ServiceUnavailable
 from mmrag.ingest.chunking import chunk_text
 from mmrag.ingest.images import open_image, thumbnail_png, to_png
-from mmrag.ingest.parse import parse_document
 from mmrag.text.tokens import split_sentences
 
 log = logging.getLogger(__name__)
@@ -100,6 +99,10 @@ class IngestionPipeline:
         except ProcessingError as exc:
             self._fail(doc, str(exc), stages, started)
             return
+        except ServiceUnavailable:
+            # a model endpoint or OCR service is briefly unavailable: leave nothing behind and let the job be retried
+            self.discard_outputs(doc)
+            raise
         except Exception as exc:
             log.exception("ingestion of %s failed", doc.document_id)
             self._fail(doc, f"internal error while processing: {type(exc).__name__}", stages, started)
@@ -150,6 +153,10 @@ class IngestionPipeline:
 
     # ------------------------------------------------------------------ the work
     def _build(self, doc: Document, stages: _Stages) -> tuple[list[Chunk], list[ImageRecord], list[IndexItem]]:
+        # imported here: the parsers pull in pdfium, python-docx, python-pptx and BeautifulSoup, which the API
+        # functions on Lambda never need (they only sniff uploads)
+        from mmrag.ingest.parse import parse_document
+
         opts = {**DEFAULT_OPTIONS, **doc.processing_options}
         raw = self.blobs.get(doc.blob_key)
         if raw is None:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from mmrag.core.models import Job
 from mmrag.core.ports import DocumentStore
+from mmrag.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ class ThreadJobRunner:
         self.workers = workers
         self.max_attempts = max_attempts
         self.on_give_up = on_give_up
+        self.retry_delay_s = 2.0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._done = threading.Condition()
@@ -75,6 +77,15 @@ class ThreadJobRunner:
                         self.on_give_up(job)
                 else:
                     self.handler(job)
+            except ServiceUnavailable as exc:  # transient: try again later, up to max_attempts
+                log.warning("job %s will be retried: %s", job.job_id, exc.detail)
+                if job.attempts < self.max_attempts:
+                    status, error = "queued", exc.detail
+                    self._stop.wait(self.retry_delay_s)
+                else:
+                    status, error = "failed", exc.detail
+                    if self.on_give_up:
+                        self.on_give_up(job)
             except Exception as exc:  # the handler records document failures itself; this is a last resort
                 log.exception("job %s crashed", job.job_id)
                 status, error = "failed", f"{type(exc).__name__}: {exc}"
