@@ -400,6 +400,12 @@ class Server:
                 out[name] = int(value.split()[0]) / 1024
         return out
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process so far, all threads."""
+        # /proc/<pid>/stat: the command name may contain spaces, so split after its closing parenthesis
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -429,6 +435,7 @@ class Series:
     server: list[float] = field(default_factory=list)  # search_time minus query-picture decode and encode
     timings: dict[str, list[float]] = field(default_factory=dict)
     empty: int = 0
+    cpu_ms: float = float("nan")  # server CPU time per measured query
 
     def add(self, rtt_s: float, data: dict[str, Any]) -> None:
         t = data.get("timings") or {}
@@ -437,6 +444,8 @@ class Series:
         self.server.append((data["search_time"] - picture) * 1000)
         for k, v in t.items():
             self.timings.setdefault(k, []).append(v * 1000)
+        # work inside search_time that no stage timer covers
+        self.timings.setdefault("untimed", []).append((data["search_time"] - sum(t.values())) * 1000)
         self.empty += not data.get("results")
 
 
@@ -517,16 +526,18 @@ def endpoints(queries: list[str], images: list[str], corpus: CorpusInfo) -> list
     return out
 
 
-def measure(client: Client, ep: Endpoint, n: int, warmup: int, max_s: float) -> Series:
+def measure(client: Client, ep: Endpoint, n: int, warmup: int, max_s: float, cpu: Callable[[], float]) -> Series:
     """`warmup` unmeasured queries, then up to n measured ones or until max_s has passed. One at a time."""
     for i in range(warmup):
         client.post(ep.path, ep.body(n + i))  # other queries than the measured ones
     series = Series(ep.name, ep.target)
+    cpu_start = cpu()
     deadline = time.perf_counter() + max_s
     for i in range(n):
         if time.perf_counter() > deadline:
             break
         series.add(*client.post(ep.path, ep.body(i)))
+    series.cpu_ms = (cpu() - cpu_start) * 1000 / max(len(series.rtt), 1)
     return series
 
 
@@ -538,6 +549,7 @@ class SizeReport:
     cold_query_s: float
     bench_s: float
     disk_mb: dict[str, float]
+    load_avg: tuple[float, float]  # 1-minute load average before and after the measurements
 
 
 def run_size(corpus: CorpusInfo, n_queries: int, warmup: int, max_s: float, log_dir: Path) -> SizeReport:
@@ -556,17 +568,19 @@ def run_size(corpus: CorpusInfo, n_queries: int, warmup: int, max_s: float, log_
             for i in range(3):
                 warm.post(ep.path, ep.body(20_000 + i))
         mem = {"models": server.memory()["VmRSS"]}
+        load_before = os.getloadavg()[0]
         client = Client(server.url, KEY)
         cold, _ = client.post("/search/text", {"query": "first query loads the index", "top_k": 10})
         mem["index loaded"] = server.memory()["VmRSS"]
-        series = [measure(client, ep, n_queries, warmup, max_s) for ep in eps]
+        series = [measure(client, ep, n_queries, warmup, max_s, server.cpu_seconds) for ep in eps]
         final = server.memory()
         mem["end"], mem["peak"] = final["VmRSS"], final["VmHWM"]
     disk = {
         "mmrag.sqlite": sum(p.stat().st_size for p in corpus.path.glob("mmrag.sqlite*")) / 2**20,
         "index": sum(p.stat().st_size for p in (corpus.path / "index").glob("*")) / 2**20,
     }
-    return SizeReport(corpus, series, mem, cold, time.perf_counter() - started, disk)
+    load = (load_before, os.getloadavg()[0])
+    return SizeReport(corpus, series, mem, cold, time.perf_counter() - started, disk, load)
 
 
 # --------------------------------------------------------------------------------------------------------- report
@@ -578,7 +592,7 @@ def fmt(x: float | None) -> str:
     return "-" if x is None or np.isnan(x) else f"{x:.1f}"
 
 
-BREAKDOWN = ("encode", "retrieve", "fuse", "hydrate")
+BREAKDOWN = ("encode", "retrieve", "fuse", "hydrate", "untimed")
 
 
 def format_report(rep: SizeReport) -> str:
@@ -587,9 +601,11 @@ def format_report(rep: SizeReport) -> str:
         f"== {c.n_chunks:,} chunks: {c.n_documents:,} documents, {c.n_images:,} of them a picture "
         f"(corpus {'reused' if c.reused else 'built'}: {c.path}) ==",
         "times in ms; srv = response search_time minus the query picture's decode_image + encode_image; "
-        "rtt = client round trip (everything); multimodal queries carry text and a picture",
+        "rtt = client round trip (everything); img dec/enc = the query picture's decode/encode (p50); "
+        "cpu/q = server CPU time per query (all threads, includes the picture); multimodal queries carry text and a "
+        "picture",
         f"{'endpoint':30} {'n':>4} {'srv p50':>8} {'srv p95':>8} {'rtt p50':>8} {'rtt p95':>8} "
-        f"{'img dec':>8} {'img enc':>8}  {'target p95':11} {'0-hit':>5}  srv p50 by stage",
+        f"{'img dec':>8} {'img enc':>8} {'cpu/q':>6}  {'target p95':11} {'0-hit':>5}  srv p50 by stage",
     ]
     for s in rep.series:
         dec, enc = s.timings.get("decode_image"), s.timings.get("encode_image")
@@ -601,7 +617,7 @@ def format_report(rep: SizeReport) -> str:
         lines.append(
             f"{s.name:30} {len(s.server):>4} {fmt(pct(s.server, 50)):>8} {fmt(pct(s.server, 95)):>8} "
             f"{fmt(pct(s.rtt, 50)):>8} {fmt(pct(s.rtt, 95)):>8} {fmt(pct(dec, 50) if dec else None):>8} "
-            f"{fmt(pct(enc, 50) if enc else None):>8}  {target:11} {s.empty:>5}  {stages}"
+            f"{fmt(pct(enc, 50) if enc else None):>8} {fmt(s.cpu_ms):>6}  {target:11} {s.empty:>5}  {stages}"
         )
     m = rep.memory
     arrays = (c.n_chunks * c.text_dim + (c.n_chunks + c.n_images) * CLIP_DIM) * 4 / 2**20
@@ -615,7 +631,8 @@ def format_report(rep: SizeReport) -> str:
         f"build: {c.build_s:.1f} s ({parts})"
         + (" [earlier run]" if c.reused else "")
         + f"; on disk: mmrag.sqlite {rep.disk_mb['mmrag.sqlite']:.0f} MiB, index {rep.disk_mb['index']:.0f} MiB; "
-        f"server start + queries {rep.bench_s:.0f} s",
+        f"server start + queries {rep.bench_s:.0f} s; 1-min load average {rep.load_avg[0]:.1f} before the "
+        f"measurements, {rep.load_avg[1]:.1f} after (the client and server need ~1 of the {os.cpu_count()} CPUs)",
     ]
     return "\n".join(lines)
 
@@ -651,7 +668,7 @@ def main() -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000], help="chunks per corpus")
     ap.add_argument("--queries", type=int, default=200, help="measured queries per endpoint")
     ap.add_argument("--warmup", type=int, default=10, help="unmeasured queries per endpoint")
-    ap.add_argument("--max-seconds", type=float, default=30, help="stop measuring an endpoint after this long")
+    ap.add_argument("--max-seconds", type=float, default=20, help="stop measuring an endpoint after this long")
     ap.add_argument("--data-dir", type=Path, help="keep the corpora here (DIR/chunks-N) and reuse them")
     args = ap.parse_args()
     for k, v in MODEL_ENV.items():

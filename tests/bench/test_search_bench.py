@@ -1,4 +1,4 @@
-"""Smoke test of bench/search_bench.py: a 200-chunk corpus, the real server in a subprocess, two queries per endpoint."""
+"""Smoke test of bench/search_bench.py: a 200-chunk corpus, the real server in a subprocess, 2 queries per endpoint."""
 
 from __future__ import annotations
 
