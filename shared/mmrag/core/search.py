@@ -190,7 +190,8 @@ class SearchService:
         timer: Timer,
     ) -> SearchOutcome:
         """Hydrate the ranked candidates, rerank when asked (and possible), apply the threshold, cut to top_k."""
-        results = timer.run("hydrate", lambda: self._hydrate(tenant, scored, max(top_k, rerank.input_limit)))
+        limit = max(top_k, rerank.input_limit) if model_name else top_k
+        results = timer.run("hydrate", lambda: self._hydrate(tenant, scored, limit))
         outcome = SearchOutcome(results, timer.timings, len(scored))
         if model_name and results:
             self._rerank(query, outcome, model_name, rerank, timer)

@@ -178,7 +178,7 @@ class SqliteDocumentStore:
             part = ids[i : i + 500]
             marks = ",".join("?" * len(part))
             for row in self.db.query(
-                f"SELECT * FROM documents WHERE tenant = ? AND document_id IN ({marks})", [tenant, *part]
+                f"SELECT * FROM documents WHERE +tenant = ? AND document_id IN ({marks})", [tenant, *part]
             ):
                 out[row["document_id"]] = _doc_from_row(row)
         return out
@@ -296,8 +296,10 @@ class SqliteDocumentStore:
 
     def _owned(self, tenant: str, table: str, where: str, params: Sequence[Any], order: str = "") -> list:
         return self.db.query(
+            # "+d.tenant": keep SQLite from starting at the tenant index (which walks every row of the tenant);
+            # the id lookups should drive the join through the primary keys
             f"SELECT x.* FROM {table} x JOIN documents d ON d.document_id = x.document_id "
-            f"WHERE d.tenant = ? AND {where} {order}",
+            f"WHERE +d.tenant = ? AND {where} {order}",
             [tenant, *params],
         )
 

@@ -349,9 +349,10 @@ class EmbeddedVectorIndex:
         if candidates.size == 0:
             return []
         q = np.asarray(vector, dtype=np.float32)
-        if candidates.size == n:
+        if candidates.size * 4 >= n:  # most rows qualify: one product over all, then mask (no copy of the matrix)
             scores = matrix[:n] @ q
-        else:
+            scores[~mask] = -np.inf
+        else:  # a selective filter: score only the candidates
             scores = np.full(n, -np.inf, dtype=np.float32)
             scores[candidates] = matrix[candidates] @ q
         k = min(k, candidates.size)
