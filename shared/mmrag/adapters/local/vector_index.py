@@ -116,6 +116,8 @@ class _TenantIndex:
         self.slot_docs: list[str] = []
         self.spaces: dict[str, _Space] = {}
         self.generation = -1
+        self._doc_version = 0
+        self._arrays: dict[str, Any] | None = None
         self._load()
 
     def stored_generation(self) -> int:
@@ -171,34 +173,61 @@ class _TenantIndex:
             self.slot_docs.append(meta.document_id)
         dm = _DocMeta(slot, meta.document_type, meta.category, frozenset(meta.tags), meta.date)
         self.docs[meta.document_id] = dm
+        self._doc_version += 1
         return dm
 
+    def _filter_arrays(self) -> dict[str, Any]:
+        """Per-slot metadata as arrays, rebuilt after writes, so a filter is a few vectorised comparisons."""
+        if self._arrays is None or self._arrays["version"] != self._doc_version:
+            size = len(self.slot_docs) + 1
+            live = np.zeros(size, dtype=bool)
+            types = np.full(size, "", dtype=object)
+            cats = np.full(size, None, dtype=object)
+            dates = np.full(size, "", dtype=object)
+            tags: dict[str, np.ndarray] = {}
+            for m in list(self.docs.values()):
+                live[m.slot], types[m.slot], cats[m.slot], dates[m.slot] = True, m.document_type, m.category, m.date
+                for tag in m.tags:
+                    tags.setdefault(tag, np.zeros(size, dtype=bool))[m.slot] = True
+            self._arrays = {
+                "version": self._doc_version,
+                "live": live,
+                "types": types,
+                "cats": cats,
+                "dates": dates,
+                "tags": tags,
+            }
+        return self._arrays
+
     def allowed_slots(self, f: SearchFilters) -> np.ndarray:
-        allowed = np.zeros(len(self.slot_docs) + 1, dtype=bool)
-        ids = set(f.document_ids) if f.document_ids is not None else None
-        types = set(f.document_types) if f.document_types else None
-        tags = set(f.tags) if f.tags else None
-        for doc_id, m in list(self.docs.items()):
-            if ids is not None and doc_id not in ids:
-                continue
-            if types and m.document_type not in types:
-                continue
-            if f.category and m.category != f.category:
-                continue
-            if tags and not (m.tags & tags):
-                continue
-            if f.date_start and m.date[: len(f.date_start)] < f.date_start:
-                continue
-            if f.date_end and m.date[: len(f.date_end)] > f.date_end:
-                continue
-            allowed[m.slot] = True
+        a = self._filter_arrays()
+        allowed = a["live"].copy()
+        if f.document_ids is not None:
+            ids = np.zeros_like(allowed)
+            for doc_id in f.document_ids:
+                m = self.docs.get(doc_id)
+                if m is not None:
+                    ids[m.slot] = True
+            allowed &= ids
+        if f.document_types:
+            allowed &= np.isin(a["types"], list(f.document_types))
+        if f.category:
+            allowed &= a["cats"] == f.category
+        if f.tags:
+            any_tag = np.zeros_like(allowed)
+            for tag in f.tags:
+                if tag in a["tags"]:
+                    any_tag |= a["tags"][tag]
+            allowed &= any_tag
+        if f.date_start:
+            allowed &= np.array([d[: len(f.date_start)] >= f.date_start for d in a["dates"]], dtype=bool)
+        if f.date_end:
+            allowed &= np.array([d[: len(f.date_end)] <= f.date_end for d in a["dates"]], dtype=bool)
         return allowed
 
-    def allowed_doc_ids(self, f: SearchFilters) -> list[str] | None:
-        if not (f.document_ids is not None or f.document_types or f.category or f.tags or f.date_start or f.date_end):
-            return None
-        mask = self.allowed_slots(f)
-        return [d for d, m in self.docs.items() if mask[m.slot]]
+
+def has_doc_filter(f: SearchFilters) -> bool:
+    return bool(f.document_ids is not None or f.document_types or f.category or f.tags or f.date_start or f.date_end)
 
 
 class EmbeddedVectorIndex:
@@ -288,6 +317,7 @@ class EmbeddedVectorIndex:
                 t.bump(conn)
                 conn.execute("DELETE FROM docs WHERE document_id = ?", (document_id,))
             t.docs.pop(document_id, None)  # its slot stays unused: rows pointing at it are dead
+            t._doc_version += 1
             return n
 
     def update_document_meta(self, tenant: str, meta: DocFilterMeta) -> None:
@@ -310,12 +340,29 @@ class EmbeddedVectorIndex:
         if not match or k <= 0:
             return []
         where, params = ["terms MATCH ?"], [match]
-        doc_ids = t.allowed_doc_ids(filters)
-        if doc_ids is not None:
-            if not doc_ids:
+        f = filters
+        if f.document_ids is not None:
+            if not f.document_ids:
                 return []
-            where.append(f"i.document_id IN ({','.join('?' * len(doc_ids))})")
-            params.extend(doc_ids)
+            where.append(f"i.document_id IN ({','.join('?' * len(f.document_ids))})")
+            params.extend(f.document_ids)
+        if f.document_types:
+            where.append(f"dm.document_type IN ({','.join('?' * len(f.document_types))})")
+            params.extend(f.document_types)
+        if f.category:
+            where.append("dm.category = ?")
+            params.append(f.category)
+        if f.tags:
+            where.append(
+                f"EXISTS (SELECT 1 FROM json_each(dm.tags) WHERE json_each.value IN ({','.join('?' * len(f.tags))}))"
+            )
+            params.extend(f.tags)
+        if f.date_start:
+            where.append("substr(dm.date, 1, ?) >= ?")
+            params.extend([len(f.date_start), f.date_start])
+        if f.date_end:
+            where.append("substr(dm.date, 1, ?) <= ?")
+            params.extend([len(f.date_end), f.date_end])
         if filters.kinds:
             where.append(f"i.kind IN ({','.join('?' * len(filters.kinds))})")
             params.extend(filters.kinds)
@@ -324,6 +371,7 @@ class EmbeddedVectorIndex:
             params.extend(filters.exclude_item_ids)
         rows = t.db.query(
             f"SELECT i.item_id, i.kind, bm25(terms) AS s FROM terms JOIN items i ON i.rowid = terms.rowid "
+            f"JOIN docs dm ON dm.document_id = i.document_id "
             f"WHERE {' AND '.join(where)} ORDER BY s LIMIT ?",
             [*params, k],
         )
@@ -336,7 +384,7 @@ class EmbeddedVectorIndex:
             return []
         n, matrix, alive, doc_slot, kind = sp.n, sp.matrix, sp.alive, sp.doc_slot, sp.kind
         mask = alive[:n].copy()
-        if t.allowed_doc_ids(filters) is not None:
+        if has_doc_filter(filters):
             mask &= t.allowed_slots(filters)[doc_slot[:n]]
         if filters.kinds:
             mask &= np.isin(kind[:n], [KINDS.index(x) for x in filters.kinds])
