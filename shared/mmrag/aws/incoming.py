@@ -11,21 +11,10 @@ import re
 from typing import Any
 from urllib.parse import quote, unquote
 
+from mmrag.ingest.sniff import DOCUMENT_TYPE_FOR_FORMAT
+
 MAX_ATTRIBUTES_HEADER = 1800  # S3 allows 2 KB of user metadata in all
 _SAFE_NAME = re.compile(r"[^\w.\-]+")
-_TYPE_BY_FORMAT = {
-    "text": "text",
-    "html": "text",
-    "pdf": "pdf",
-    "docx": "mixed",
-    "pptx": "mixed",
-    "png": "image",
-    "jpeg": "image",
-    "gif": "image",
-    "webp": "image",
-    "bmp": "image",
-    "tiff": "image",
-}
 
 
 def safe_file_name(name: str) -> str:
@@ -94,6 +83,6 @@ def document_type_for(data: bytes) -> str:
     from mmrag.ingest.sniff import describe, sniff
 
     fmt = sniff(data)
-    if fmt not in _TYPE_BY_FORMAT:
+    if fmt not in DOCUMENT_TYPE_FOR_FORMAT:
         raise UnsupportedFormat(f"cannot ingest {describe(fmt, data)}")
-    return _TYPE_BY_FORMAT[fmt]
+    return DOCUMENT_TYPE_FOR_FORMAT[fmt]

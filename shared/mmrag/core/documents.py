@@ -56,6 +56,18 @@ def decode_base64(value: str) -> bytes:
         raise InvalidParameter("file is neither valid base64 nor an http(s) URL", str(exc)) from exc
 
 
+def decode_image_value(value: str, fetch: Callable[[str, int], bytes], max_bytes: int, max_pixels: int):
+    """A picture given as base64 or an http(s) URL (fetched through the SSRF guard), decoded with the pixel limit."""
+    from mmrag.ingest.images import open_image
+
+    value = value.strip()
+    data = fetch(value, max_bytes) if URL_SCHEME.match(value) else decode_base64(value)
+    try:
+        return open_image(data, max_pixels)
+    except ProcessingError as exc:
+        raise InvalidParameter(f"query_image: {exc}") from exc
+
+
 def check_options(options: dict[str, Any] | None) -> dict[str, Any]:
     opts = {**DEFAULT_OPTIONS, **(options or {})}
     unknown = set(opts) - set(DEFAULT_OPTIONS)

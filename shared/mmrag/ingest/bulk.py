@@ -9,20 +9,6 @@ from pathlib import Path
 
 from mmrag.errors import MMRagError
 
-TYPE_FOR_FORMAT = {
-    "text": "text",
-    "html": "text",
-    "pdf": "pdf",
-    "docx": "mixed",
-    "pptx": "mixed",
-    "png": "image",
-    "jpeg": "image",
-    "gif": "image",
-    "webp": "image",
-    "bmp": "image",
-    "tiff": "image",
-}
-
 
 def collect(paths: list[str]) -> list[Path]:
     files: list[Path] = []
@@ -40,7 +26,7 @@ def collect(paths: list[str]) -> list[Path]:
 def ingest_paths(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from mmrag.ingest.sniff import sniff
+    from mmrag.ingest.sniff import DOCUMENT_TYPE_FOR_FORMAT, sniff
     from mmrag.settings import Settings
     from mmrag.wiring import build_container
 
@@ -56,7 +42,7 @@ def ingest_paths(args: argparse.Namespace) -> int:
         for path in tqdm(files, desc="upload", unit="file", disable=not files):
             try:
                 data = path.read_bytes()
-                doc_type = TYPE_FOR_FORMAT.get(sniff(data))
+                doc_type = DOCUMENT_TYPE_FOR_FORMAT.get(sniff(data))
                 if doc_type is None:
                     raise MMRagError("unsupported format")
                 meta = {"title": path.name, "source": str(path.resolve())}

@@ -16,6 +16,15 @@ FORMATS_BY_TYPE: dict[str, set[str]] = {
     "mixed": {"pdf", "docx", "pptx", "html"},
 }
 IMAGE_FORMATS = frozenset(FORMATS_BY_TYPE["image"])
+# The document_type a file of each format is ingested as when nobody declared one (bulk ingest, S3 drops).
+DOCUMENT_TYPE_FOR_FORMAT: dict[str, str] = {
+    "text": "text",
+    "html": "text",
+    "pdf": "pdf",
+    "docx": "mixed",
+    "pptx": "mixed",
+    **dict.fromkeys(IMAGE_FORMATS, "image"),
+}
 
 _BOMS = (  # longest first: the UTF-32-LE BOM starts with the UTF-16-LE one
     (codecs.BOM_UTF32_LE, "utf-32-le"),

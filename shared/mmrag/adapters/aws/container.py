@@ -279,16 +279,9 @@ class AwsContainer:
 
     def decode_query_image(self, value: str) -> Any:
         """A query picture from base64 or an http(s) URL (fetched through the SSRF guard), pixel-limited."""
-        from mmrag.core.documents import URL_SCHEME, decode_base64
-        from mmrag.errors import InvalidParameter, ProcessingError
-        from mmrag.ingest.images import open_image
+        from mmrag.core.documents import decode_image_value
 
-        value = value.strip()
-        data = self._fetch(value, self.settings.max_upload_bytes) if URL_SCHEME.match(value) else decode_base64(value)
-        try:
-            return open_image(data, self.settings.max_image_pixels)
-        except ProcessingError as exc:
-            raise InvalidParameter(f"query_image: {exc}") from exc
+        return decode_image_value(value, self._fetch, self.settings.max_upload_bytes, self.settings.max_image_pixels)
 
     # ------------------------------------------------------------------ uploads straight to S3
     def presign_upload(
