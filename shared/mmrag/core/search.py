@@ -25,6 +25,7 @@ from mmrag.core.ports import ClipEmbedder, DocumentStore, TextEmbedder, VectorIn
 from mmrag.errors import InvalidParameter, NotFound
 
 RRF_K = 60
+_CHANNELS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mmrag-retrieve")
 CANDIDATES = 50
 LEXICAL_WEIGHT = 0.5
 
@@ -204,8 +205,10 @@ class SearchService:
     def _text_candidates(
         self, tenant: str, query: str, qvec: np.ndarray, filters: SearchFilters, k: int
     ) -> list[Scored]:
-        lexical = self.index.search_lexical(tenant, query, filters, k)
+        # BM25 (SQLite) and the dense scan (NumPy) both release the GIL: run them side by side
+        lexical_job = _CHANNELS.submit(self.index.search_lexical, tenant, query, filters, k)
         dense = self.index.search_vector(tenant, "text", qvec, filters, k)
+        lexical = lexical_job.result()
         by_id: dict[str, Scored] = {}
         best_lex = max((h.score for h in lexical), default=0.0)
         for h in lexical:
@@ -401,6 +404,12 @@ class SearchService:
         def get(item_id: str, kind: str) -> Scored:
             return cands.setdefault(item_id, Scored(item_id, kind))
 
+        # the image channel's full CLIP scan runs while the text channels work
+        image_job = (
+            _CHANNELS.submit(self.index.search_vector, tenant, "clip", image_vec, replace(filters, kinds=None), k)
+            if image_vec is not None
+            else None
+        )
         if query_text:
             text_q = timer.run("encode", lambda: self.text_embedder.embed_query(query_text))
             clip_tq = timer.run("encode", lambda: self.clip.embed_texts([query_text])[0])
@@ -427,9 +436,7 @@ class SearchService:
                 s.scores["clip_text"] = max(h.score, 0.0)
                 s.scores["text"] = max(s.scores.get("text", 0.0), 0.5 * max(h.score, 0.0))
         if image_vec is not None:
-            img_hits = timer.run(
-                "retrieve", lambda: self.index.search_vector(tenant, "clip", image_vec, replace(filters, kinds=None), k)
-            )
+            img_hits = timer.run("retrieve", image_job.result)
             for h in img_hits:
                 kind = h.kind or ("image" if h.item_id.startswith("img_") else "chunk")
                 get(h.item_id, kind).scores["image"] = max(h.score, 0.0)
