@@ -141,30 +141,27 @@ class _TenantIndex:
             self._set_doc(
                 DocFilterMeta(r["document_id"], r["document_type"], r["category"], json.loads(r["tags"]), r["date"])
             )
-        by_space: dict[str, list] = {}
-        rows = self.db.query(
-            "SELECT i.item_id, i.document_id, i.kind, v.space, v.vec FROM vectors v "
-            "JOIN items i ON i.rowid = v.item_rowid ORDER BY i.rowid"
-        )
-        for r in rows:
-            by_space.setdefault(r["space"], []).append(r)
-        for space, srows in by_space.items():
-            vecs = np.stack([np.frombuffer(r["vec"], dtype=np.float32) for r in srows])
-            sp = self.spaces[space] = _Space(vecs.shape[1], capacity=max(1024, len(srows)))
-            # group consecutive rows by document to reuse append()
-            start = 0
-            while start < len(srows):
-                doc_id = srows[start]["document_id"]
-                end = start
-                while end < len(srows) and srows[end]["document_id"] == doc_id:
-                    end += 1
-                sp.append(
-                    [r["item_id"] for r in srows[start:end]],
-                    vecs[start:end],
-                    self.docs[doc_id].slot,
-                    [KINDS.index(r["kind"]) for r in srows[start:end]],
-                )
-                start = end
+        # one space at a time, straight from the cursor into preallocated arrays: no per-row objects kept around
+        spaces = self.db.query("SELECT space, count(*) AS n, max(length(vec)) AS b FROM vectors GROUP BY space")
+        for sr in spaces:
+            sp = self.spaces[sr["space"]] = _Space(sr["b"] // 4, capacity=max(1024, sr["n"]))
+            cursor = self.db.conn().execute(
+                "SELECT i.item_id, i.document_id, i.kind, v.vec FROM vectors v JOIN items i ON i.rowid = v.item_rowid "
+                "WHERE v.space = ? ORDER BY i.rowid",
+                (sr["space"],),
+            )
+            row = 0
+            while block := cursor.fetchmany(4096):
+                end = row + len(block)
+                sp.matrix[row:end] = np.frombuffer(b"".join(b[3] for b in block), dtype=np.float32).reshape(-1, sp.dim)
+                sp.doc_slot[row:end] = [self.docs[b[1]].slot for b in block]
+                sp.kind[row:end] = [KINDS.index(b[2]) for b in block]
+                sp.alive[row:end] = True
+                for offset, b in enumerate(block):
+                    sp.row_of[b[0]] = row + offset
+                sp.item_ids.extend(b[0] for b in block)
+                row = end
+            sp.n = row
 
     def _set_doc(self, meta: DocFilterMeta) -> _DocMeta:
         existing = self.docs.get(meta.document_id)
