@@ -23,17 +23,22 @@ def _fake_module() -> ModuleType:
     return module
 
 
-def vector_index(tmp_path, request):
+def vector_index(tmp_path, request, **options):
     from mmrag.adapters.aws.opensearch_client import make_local_client
     from mmrag.adapters.aws.opensearch_index import OpenSearchVectorIndex
 
     fake = _fake_module()
     client = make_local_client(fake.shared_server().url)
     name = fake.fresh_index_name()
-    index = OpenSearchVectorIndex(client, name, dims=CONTRACT_DIMS, analyzer="standard")
+    index = OpenSearchVectorIndex(client, name, dims=CONTRACT_DIMS, analyzer="standard", **options)
     index.ensure_index()
     request.addfinalizer(lambda: client.indices.delete(index=name))
     return index
 
 
-FACTORIES = {"vector_index": {"opensearch": vector_index}}
+def serverless_style(tmp_path, request):
+    """As on OpenSearch Serverless: generated ids, no _delete_by_query / _update_by_query (search + _bulk instead)."""
+    return vector_index(tmp_path, request, custom_ids=False, by_query=False)
+
+
+FACTORIES = {"vector_index": {"opensearch": vector_index, "opensearch-serverless": serverless_style}}

@@ -182,7 +182,7 @@ class AwsContainer:
             raise ValueError("MMRAG_OPENSEARCH_ENDPOINT is not set")
         client = make_client(cfg.opensearch_endpoint, cfg.region, cfg.opensearch_service)
         if cfg.opensearch_service == "aoss":  # no refresh and no custom ids in Serverless vector collections
-            return OpenSearchVectorIndex(client, cfg.opensearch_index, refresh=False, custom_ids=False)
+            return OpenSearchVectorIndex(client, cfg.opensearch_index, refresh=False, custom_ids=False, by_query=False)
         return OpenSearchVectorIndex(client, cfg.opensearch_index)
 
     def _sagemaker(self) -> Any:

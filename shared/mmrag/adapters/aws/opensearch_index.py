@@ -12,9 +12,9 @@ filtering), so top-k is taken among the allowed rows, never by post-filtering. F
 Unlike the embedded index, BM25 statistics (document frequencies, average lengths) are per shard, shared by all
 tenants, and include deleted rows until segments merge: scores differ from the local twin's; rankings rarely do.
 
-Writes use `refresh` ("wait_for" by default), so a search after a write sees it; OpenSearch Serverless has no refresh
-(pass refresh=False there) and neither `_delete_by_query` nor custom ids in vector collections: this adapter targets
-OpenSearch Service domains and self-managed clusters.
+Writes use `refresh` ("wait_for" by default), so a search after a write sees it. OpenSearch Serverless has no refresh,
+no `_delete_by_query`/`_update_by_query` and no custom ids in vector collections: construct the adapter with
+refresh=False, by_query=False, custom_ids=False there (search + _bulk instead).
 """
 
 from __future__ import annotations
@@ -133,6 +133,7 @@ class OpenSearchVectorIndex:
         hnsw_m: int = 16,
         ef_construction: int = 128,
         custom_ids: bool = True,
+        by_query: bool = True,
     ):
         if analyzer not in ANALYZERS:
             raise ValueError(f"analyzer must be one of {ANALYZERS}, not {analyzer!r}")
@@ -152,6 +153,8 @@ class OpenSearchVectorIndex:
         self.hnsw_m = hnsw_m
         self.ef_construction = ef_construction
         self.custom_ids = custom_ids
+        # OpenSearch Serverless has no _delete_by_query / _update_by_query: page through the rows and use _bulk
+        self.by_query = by_query
         self._index_seen = False
 
     # ------------------------------------------------------------------ definitions
@@ -373,21 +376,38 @@ class OpenSearchVectorIndex:
         if actions:
             helpers.bulk(self.client, actions, chunk_size=200, refresh=self._bulk_refresh())
         stale = {"bool": {"filter": self._document(tenant, meta.document_id), "must_not": [{"term": {"gen": gen}}]}}
-        self.client.delete_by_query(
-            index=self.index, body={"query": stale}, refresh=self._refresh_flag(), conflicts="proceed"
-        )
+        self._delete_matching(stale)
         return n_vectors
+
+    def _rows(self, query: dict[str, Any], source: bool | list[str] = False) -> list[dict[str, Any]]:
+        """Every hit of a query (with _id and, if asked, _source), paged with search_after on item_id."""
+        out: list[dict[str, Any]] = []
+        after: list[Any] | None = None
+        while True:
+            body: dict[str, Any] = {"size": _PAGE, "_source": source, "query": query, "sort": [{"item_id": "asc"}]}
+            if after is not None:
+                body["search_after"] = after
+            hits = self.client.search(index=self.index, body=body)["hits"]["hits"]
+            out.extend(hits)
+            if len(hits) < _PAGE:
+                return out
+            after = hits[-1]["sort"]
+
+    def _delete_matching(self, query: dict[str, Any]) -> None:
+        if self.by_query:
+            self.client.delete_by_query(
+                index=self.index, body={"query": query}, refresh=self._refresh_flag(), conflicts="proceed"
+            )
+            return
+        actions = [{"_op_type": "delete", "_index": self.index, "_id": h["_id"]} for h in self._rows(query)]
+        if actions:
+            helpers.bulk(self.client, actions, chunk_size=500, refresh=self._bulk_refresh())
 
     def delete_document(self, tenant: str, document_id: str) -> int:
         """Delete the document's rows; returns how many vectors they held."""
         rows = self._document(tenant, document_id)
         n_vectors = sum(self._count({"bool": {"filter": [*rows, {"term": {"spaces": space}}]}}) for space in self.dims)
-        self.client.delete_by_query(
-            index=self.index,
-            body={"query": {"bool": {"filter": rows}}},
-            refresh=self._refresh_flag(),
-            conflicts="proceed",
-        )
+        self._delete_matching({"bool": {"filter": rows}})
         return n_vectors
 
     def update_document_meta(self, tenant: str, meta: DocFilterMeta) -> None:
@@ -401,12 +421,36 @@ class OpenSearchVectorIndex:
                 "date": stored_date(meta.date),
             },
         }
+        if not self.by_query:
+            self._reindex_with(tenant, meta.document_id, script["params"])
+            return
         # conflicts abort (the default): a concurrent write must fail loudly, not leave stale filter fields
         self.client.update_by_query(
             index=self.index,
             body={"query": {"bool": {"filter": self._document(tenant, meta.document_id)}}, "script": script},
             refresh=self._refresh_flag(),
         )
+
+    def _reindex_with(self, tenant: str, document_id: str, fields: dict[str, Any]) -> None:
+        """Without _update_by_query: write updated copies of the document's rows, then delete the old ones."""
+        old = self._rows({"bool": {"filter": self._document(tenant, document_id)}}, source=True)
+        gen = uuid.uuid4().hex
+        actions = []
+        for h in old:
+            action: dict[str, Any] = {
+                "_op_type": "index",
+                "_index": self.index,
+                "_source": {**h["_source"], **fields, "gen": gen},
+            }
+            if self.custom_ids:
+                action["_id"] = self._doc_id(tenant, h["_source"]["item_id"])
+            actions.append(action)
+        if actions:
+            helpers.bulk(self.client, actions, chunk_size=200, refresh=self._bulk_refresh())
+        if not self.custom_ids:  # with custom ids the copies replaced the rows in place
+            self._delete_matching(
+                {"bool": {"filter": self._document(tenant, document_id), "must_not": [{"term": {"gen": gen}}]}}
+            )
 
     # ------------------------------------------------------------------ reads
     def search_lexical(self, tenant: str, text: str, filters: SearchFilters, k: int) -> list[Hit]:
