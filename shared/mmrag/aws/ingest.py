@@ -42,8 +42,6 @@ metrics = Metrics()
 tracer = Tracer()  # X-Ray subsegments for every boto3 / HTTP call (the API functions skip it: +0.9 s at init)
 processor = BatchProcessor(event_type=EventType.SQS)
 
-IDEMPOTENCY_TTL_S = 7 * 24 * 3600
-
 
 # ---------------------------------------------------------------------------------------------------- the work
 def create_document_for_object(obj: dict[str, Any]) -> dict[str, Any]:
@@ -95,33 +93,6 @@ def run_job(job: dict[str, Any], receive_count: int = 1) -> dict[str, Any]:
     return result
 
 
-class _Idempotent:
-    def __init__(self) -> None:
-        from aws_lambda_powertools.utilities.idempotency import (
-            DynamoDBPersistenceLayer,
-            IdempotencyConfig,
-            idempotent_function,
-        )
-
-        c = runtime.container()
-        self.container = c
-        persistence = DynamoDBPersistenceLayer(table_name=c.config.idempotency_table, boto3_client=c.client("dynamodb"))
-        self.config = IdempotencyConfig(expires_after_seconds=IDEMPOTENCY_TTL_S, raise_on_no_idempotency_key=True)
-        wrap = {"persistence_store": persistence, "config": self.config}
-        self.create_document = idempotent_function(data_keyword_argument="obj", **wrap)(create_document_for_object)
-        self.run_job = idempotent_function(data_keyword_argument="job", **wrap)(run_job)
-
-
-_idempotent: _Idempotent | None = None
-
-
-def idempotent() -> _Idempotent:
-    global _idempotent
-    if _idempotent is None or _idempotent.container is not runtime.container():
-        _idempotent = _Idempotent()
-    return _idempotent
-
-
 def s3_objects(body: Any) -> list[dict[str, Any]] | None:
     """The created objects of an S3 event notification, or None if the body is not one."""
     if not isinstance(body, dict) or not isinstance(body.get("Records"), list):
@@ -148,10 +119,11 @@ def s3_objects(body: Any) -> list[dict[str, Any]] | None:
 def record_handler(record: SQSRecord) -> None:
     body = json.loads(record.body)
     receive_count = int(record.attributes.approximate_receive_count or 1)
-    idem = idempotent()
+    idem = runtime.idempotency()
+    run_once = idem.wrap(run_job, "job")
     ref = JobRef.from_message(body)
     if ref is not None:
-        idem.run_job(
+        run_once(
             job={"job_id": ref.job_id, "tenant": ref.tenant, "document_id": ref.document_id},
             receive_count=receive_count,
         )
@@ -162,9 +134,9 @@ def record_handler(record: SQSRecord) -> None:
             return  # sent once when the bucket notification is configured
         raise ValueError(f"not an S3 notification nor an mmrag job: {record.body[:200]!r}")
     for obj in objects:
-        created = idem.create_document(obj=obj)
+        created = idem.wrap(create_document_for_object, "obj")(obj=obj)
         if "job_id" in created:
-            idem.run_job(job=created, receive_count=receive_count)
+            run_once(job=created, receive_count=receive_count)
         else:
             logger.info("object skipped", extra={"key": obj["key"], "reason": created.get("skipped")})
 
@@ -173,7 +145,7 @@ def record_handler(record: SQSRecord) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics(raise_on_empty_metrics=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    idempotent().config.register_lambda_context(context)
+    runtime.idempotency().config.register_lambda_context(context)
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

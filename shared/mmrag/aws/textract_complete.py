@@ -31,7 +31,6 @@ metrics = Metrics()
 tracer = Tracer()  # X-Ray subsegments for every boto3 / HTTP call (the API functions skip it: +0.9 s at init)
 processor = BatchProcessor(event_type=EventType.SQS)
 
-IDEMPOTENCY_TTL_S = 7 * 24 * 3600
 SUCCEEDED = ("SUCCEEDED", "PARTIAL_SUCCESS")
 
 
@@ -80,41 +79,16 @@ def complete(notice: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class _Idempotent:
-    def __init__(self) -> None:
-        from aws_lambda_powertools.utilities.idempotency import (
-            DynamoDBPersistenceLayer,
-            IdempotencyConfig,
-            idempotent_function,
-        )
-
-        c = runtime.container()
-        self.container = c
-        persistence = DynamoDBPersistenceLayer(table_name=c.config.idempotency_table, boto3_client=c.client("dynamodb"))
-        self.config = IdempotencyConfig(
-            event_key_jmespath="JobId", expires_after_seconds=IDEMPOTENCY_TTL_S, raise_on_no_idempotency_key=True
-        )
-        wrap = idempotent_function(data_keyword_argument="notice", persistence_store=persistence, config=self.config)
-        self.complete = wrap(complete)
-
-
-_idempotent: _Idempotent | None = None
-
-
-def idempotent() -> _Idempotent:
-    global _idempotent
-    if _idempotent is None or _idempotent.container is not runtime.container():
-        _idempotent = _Idempotent()
-    return _idempotent
+NOTICE_KEY = "JobId"  # Textract's job id: one completion per job, however often SNS/SQS deliver it
 
 
 def record_handler(record: SQSRecord) -> None:
-    idempotent().complete(notice=textract_notice(record.body))
+    runtime.idempotency(NOTICE_KEY).wrap(complete, "notice")(notice=textract_notice(record.body))
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(raise_on_empty_metrics=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    idempotent().config.register_lambda_context(context)
+    runtime.idempotency(NOTICE_KEY).config.register_lambda_context(context)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from mmrag.errors import MMRagError
+from mmrag.errors import InvalidParameter, MMRagError
 
 
 @dataclass
@@ -51,6 +51,22 @@ class GenResult:
     input_tokens: int | None = None
     output_tokens: int | None = None
     stop_reason: str | None = None
+
+
+MODEL_IMAGE_FORMATS = ("png", "jpeg", "gif", "webp")
+
+
+def image_format(image: GenImage, provider: str) -> str:
+    """png | jpeg | gif | webp. The bytes win over the declared mime, because the APIs check one against the other."""
+    from mmrag.ingest.sniff import sniff
+
+    sniffed = sniff(image.data)
+    if sniffed in MODEL_IMAGE_FORMATS:
+        return sniffed
+    declared = image.mime.lower().removeprefix("image/").replace("jpg", "jpeg")
+    if declared in MODEL_IMAGE_FORMATS:
+        return declared
+    raise InvalidParameter(f"unsupported image type {image.mime!r}: {provider} takes PNG, JPEG, GIF or WebP")
 
 
 class ProviderUnavailable(MMRagError):

@@ -18,11 +18,9 @@ from typing import Any, TypeVar
 import anthropic
 import httpx2
 
-from mmrag.core.generation import GenImage, GenRequest, GenResult, ProviderUnavailable
-from mmrag.errors import InvalidParameter
+from mmrag.core.generation import GenImage, GenRequest, GenResult, ProviderUnavailable, image_format
 
 DEFAULT_MODELS = ["claude-sonnet-5-5", "claude-haiku-5-5", "claude-opus-5-5", "claude-sonnet-4-6", "claude-haiku-4-5"]
-_MEDIA_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 _T = TypeVar("_T")
 
 
@@ -128,20 +126,7 @@ def _b64(data: bytes) -> str:
 
 
 def _media_type(image: GenImage) -> str:
-    # the API checks media_type against the bytes, so trust the bytes over the declared mime
-    data = image.data
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    mime = image.mime.lower().replace("image/jpg", "image/jpeg")
-    if mime in _MEDIA_TYPES:
-        return mime
-    raise InvalidParameter(f"unsupported image type {image.mime!r}: Claude takes PNG, JPEG, GIF or WebP")
+    return "image/" + image_format(image, "Claude")
 
 
 def _result(message: Any, model: str) -> GenResult:

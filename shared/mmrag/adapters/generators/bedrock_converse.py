@@ -23,8 +23,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from mmrag.core.generation import GenImage, GenRequest, GenResult, ProviderUnavailable
-from mmrag.errors import InvalidParameter
+from mmrag.core.generation import GenImage, GenRequest, GenResult, ProviderUnavailable, image_format
 
 DEFAULT_MODELS = [
     "anthropic.claude-3-5-sonnet-20241022-v2:0",
@@ -32,7 +31,6 @@ DEFAULT_MODELS = [
     "amazon.nova-pro-v1:0",
     "amazon.nova-lite-v1:0",
 ]
-_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
 _VISION_MARKERS = ("claude", "nova-pro", "nova-lite", "nova-premier")
 
 _ACCESS = {
@@ -150,19 +148,7 @@ def _message(role: str, text: str, images: list[GenImage]) -> dict[str, Any]:
 
 
 def _format(image: GenImage) -> str:
-    data = image.data
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    fmt = _FORMATS.get(image.mime.lower())
-    if fmt is None:
-        raise InvalidParameter(f"unsupported image type {image.mime!r}: Bedrock takes PNG, JPEG, GIF or WebP")
-    return fmt
+    return image_format(image, "Bedrock")
 
 
 def _input_tokens(usage: dict[str, Any]) -> int | None:

@@ -28,10 +28,8 @@ from typing import Any
 
 import httpx
 
-from mmrag.core.generation import GenImage, GenRequest, GenResult, ProviderUnavailable
-from mmrag.errors import InvalidParameter
+from mmrag.core.generation import GenImage, GenRequest, GenResult, ProviderUnavailable, image_format
 
-_MEDIA_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 # model-name tokens that mark a vision model, used only when vision_models is not configured
 _VISION_TOKEN = re.compile(r"^(vlm|vision|llava|v|\d+v|.*vl)$")
 
@@ -241,17 +239,4 @@ def _content_text(content: Any) -> str:
 
 
 def _media_type(image: GenImage) -> str:
-    # some servers decode by the declared type, so trust the bytes over the declared mime
-    data = image.data
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    mime = image.mime.lower().replace("image/jpg", "image/jpeg")
-    if mime in _MEDIA_TYPES:
-        return mime
-    raise InvalidParameter(f"unsupported image type {image.mime!r}: send PNG, JPEG, GIF or WebP")
+    return "image/" + image_format(image, "the server")
