@@ -1,65 +1,47 @@
-"""The settings only the AWS backend reads.
-
-Each is a field of mmrag.settings.Settings once the snippet in infra/README.md is applied; until then (and for any
-field Settings lacks) the value comes straight from the environment variable MMRAG_<NAME>. The template sets them
-on every function (Globals / Environment).
-"""
+"""The settings only the AWS backend reads, checked: a typed view of mmrag.settings.Settings (where their defaults and
+MMRAG_<NAME> variables are defined) plus the region. The template sets them on every function."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 OCR_ENGINES = ("textract", "rapidocr", "none")
 OPENSEARCH_SERVICES = ("es", "aoss")
-_TRUE = ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
 class AwsConfig:
-    region: str = ""
-    bucket: str = ""
-    blob_prefix: str = ""
-    incoming_prefix: str = "incoming/"
-    documents_table: str = "mmrag-documents"
-    jobs_table: str = "mmrag-jobs"
-    sessions_table: str = "mmrag-sessions"
-    api_keys_table: str = "mmrag-api-keys"
-    idempotency_table: str = "mmrag-idempotency"
-    session_ttl_days: int = 30
-    ingest_queue_url: str = ""
-    opensearch_endpoint: str = ""
-    opensearch_service: str = "es"
-    opensearch_index: str = "mmrag-items"
-    sagemaker_endpoint: str = ""
-    ocr_engine: str = "textract"
-    textract_sns_topic_arn: str = ""
-    textract_role_arn: str = ""
-    anthropic_secret_arn: str = ""
-    trust_authorizer: bool = False
-    upload_url_expires_s: int = 900
+    region: str
+    bucket: str
+    blob_prefix: str
+    incoming_prefix: str
+    documents_table: str
+    jobs_table: str
+    sessions_table: str
+    api_keys_table: str
+    idempotency_table: str
+    session_ttl_days: int
+    ingest_queue_url: str
+    opensearch_endpoint: str
+    opensearch_service: str
+    opensearch_index: str
+    sagemaker_endpoint: str
+    ocr_engine: str
+    textract_sns_topic_arn: str
+    textract_role_arn: str
+    anthropic_secret_arn: str
+    trust_authorizer: bool
+    upload_url_expires_s: int
 
     @classmethod
-    def from_settings(cls, settings: Any = None, environ: dict[str, str] | None = None) -> AwsConfig:
+    def from_settings(cls, settings: Any, environ: Mapping[str, str] | None = None) -> AwsConfig:
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            if settings is not None and hasattr(settings, f.name):
-                values[f.name] = getattr(settings, f.name)
-                continue
-            raw = env.get(f"MMRAG_{f.name.upper()}")
-            if raw is None:
-                continue
-            if f.type in ("bool", bool):
-                values[f.name] = raw.strip().lower() in _TRUE
-            elif f.type in ("int", int):
-                values[f.name] = int(raw)
-            else:
-                values[f.name] = raw.strip()
-        if not values.get("region"):
-            values["region"] = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
-        config = cls(**values)
+        values = {f.name: getattr(settings, f.name) for f in fields(cls) if f.name != "region"}
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
+        config = cls(region=region, **values)
         config.check()
         return config
 
