@@ -4,7 +4,6 @@ session TTLs, and queries (not scans) on request paths. Runs against moto in-pro
 
 from __future__ import annotations
 
-import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ from mmrag.adapters.aws.dynamo_store import DynamoDocumentStore, DynamoKeyStore
 from mmrag.adapters.aws.s3_blobs import S3BlobStore
 from mmrag.adapters.aws.tables import TableNames, create_tables
 from mmrag.core.models import ApiKey, Chunk, Document, ImageRecord, Job, SessionMessage
+from tests.aws.offline import loopback_only, offline_aws_env
 
 mock_aws = pytest.importorskip("moto").mock_aws
 
@@ -28,24 +28,8 @@ NAMES = TableNames.with_prefix("test-")
 
 @pytest.fixture(autouse=True)
 def offline_aws(monkeypatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB"):
-        monkeypatch.delenv(name, raising=False)
-    real_connect = socket.socket.connect
-
-    def loopback_only(sock, address):
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] != "127.0.0.1":
-            raise AssertionError(f"network access to {address!r}")
-        return real_connect(sock, address)
-
-    monkeypatch.setattr(socket.socket, "connect", loopback_only)
+    offline_aws_env(monkeypatch)
+    loopback_only(monkeypatch)
     with mock_aws():
         yield
 

@@ -9,7 +9,6 @@ import copy
 import importlib.util
 import io
 import json
-import socket
 import subprocess
 import sys
 import tarfile
@@ -22,6 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.aws.offline import loopback_only, offline_aws_env
 from tests.conftest import MODELS, TEST_MODELS, needs_models
 
 pytestmark = needs_models
@@ -54,21 +54,8 @@ def _load_handler() -> ModuleType:
 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch) -> None:
-    real_connect = socket.socket.connect
-
-    def loopback_only(sock, address):
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] != "127.0.0.1":
-            raise AssertionError(f"network access to {address!r}")
-        return real_connect(sock, address)
-
-    monkeypatch.setattr(socket.socket, "connect", loopback_only)
-    for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }.items():
-        monkeypatch.setenv(name, value)
+    loopback_only(monkeypatch)
+    offline_aws_env(monkeypatch)
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,14 @@ import io
 import itertools
 import json
 import logging
-import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from tests.aws.offline import loopback_only, offline_aws_env
 
 pytest.importorskip("moto")
 import boto3  # noqa: E402
@@ -38,33 +39,10 @@ ROLE = "arn:aws:iam::123456789012:role/textract-sns"
 _ids = itertools.count(1)
 
 
-ENV = {
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
-
-
-def _offline(mp: pytest.MonkeyPatch) -> None:
-    for name, value in ENV.items():
-        mp.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_TEXTRACT"):
-        mp.delenv(name, raising=False)
-
-
 @pytest.fixture(autouse=True)
 def offline_aws(monkeypatch) -> Iterator[None]:
-    _offline(monkeypatch)
-    real_connect = socket.socket.connect
-
-    def loopback_only(sock, address):
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] != "127.0.0.1":
-            raise AssertionError(f"network access to {address!r}")
-        return real_connect(sock, address)
-
-    monkeypatch.setattr(socket.socket, "connect", loopback_only)
+    offline_aws_env(monkeypatch)
+    loopback_only(monkeypatch)
     with mock_aws():  # a fresh moto state per test
         yield
 
@@ -73,7 +51,7 @@ def offline_aws(monkeypatch) -> Iterator[None]:
 def clients() -> Iterator[dict[str, Any]]:
     """Clients are made once per module (making one costs ~0.1 s); moto intercepts them whenever a mock is active."""
     with pytest.MonkeyPatch.context() as mp:
-        _offline(mp)
+        offline_aws_env(mp)
         yield {
             "moto": boto3.client("textract", region_name=REGION),
             # for Stubber: no retries, botocore would back off and retry throttling before giving up
