@@ -125,9 +125,8 @@ def fence(text: str) -> str:
     return re.sub(r"(?i)</?\s*(source|sources)\b", lambda m: m.group(0).replace("<", "&lt;"), text)
 
 
-def _model_image(data: bytes) -> GenImage:
-    img = Image.open(io.BytesIO(data))
-    img.load()
+def pil_to_gen(img: Image.Image) -> GenImage:
+    """A picture as the models get it: RGB JPEG, longest side at most MAX_IMAGE_SIDE."""
     img = img.convert("RGB")
     img.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))
     buf = io.BytesIO()
@@ -135,10 +134,10 @@ def _model_image(data: bytes) -> GenImage:
     return GenImage(buf.getvalue(), "image/jpeg")
 
 
-def pil_to_gen(img: Image.Image) -> GenImage:
-    buf = io.BytesIO()
-    img.convert("RGB").save(buf, "PNG")
-    return _model_image(buf.getvalue())
+def _model_image(data: bytes) -> GenImage:
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return pil_to_gen(img)
 
 
 class AnswerService:
