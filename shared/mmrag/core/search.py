@@ -335,10 +335,7 @@ class SearchService:
         scored = [Scored(h.item_id, "image", {"image": max(h.score, 0.0)}, max(h.score, 0.0)) for h in hits]
         for s in scored:
             s.scores["fused"] = s.score
-        results = timer.run("hydrate", lambda: self._hydrate(tenant, scored, top_k))
-        if threshold is not None:
-            results = [r for r in results if r.score >= threshold]
-        return SearchOutcome(results[:top_k], timer.timings, len(scored))
+        return self._finish(tenant, "", scored, top_k, threshold, RerankOptions(), None, timer)
 
     def image_by_text(
         self, tenant: str, query: str, top_k: int, filters: SearchFilters, threshold: float | None, timer: Timer
@@ -379,10 +376,7 @@ class SearchService:
 
         timer.run("fuse", fuse)
         scored = sorted(by_image.values(), key=lambda s: -s.score)
-        results = timer.run("hydrate", lambda: self._hydrate(tenant, scored, top_k))
-        if threshold is not None:
-            results = [r for r in results if r.score >= threshold]
-        return SearchOutcome(results[:top_k], timer.timings, len(scored))
+        return self._finish(tenant, "", scored, top_k, threshold, RerankOptions(), None, timer)
 
     # ------------------------------------------------------------------ multimodal
     def multimodal(
