@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     image_model: str = "Qdrant/clip-ViT-B-32-vision"
     image_text_model: str = "Qdrant/clip-ViT-B-32-text"
     rerank_model: str = "Xenova/ms-marco-MiniLM-L-6-v2"
+    int8: str = Field(
+        "text,rerank",
+        description="models run as int8 copies made once on this machine: any of text, clip, rerank; empty: none",
+    )
+    rerank_passage_tokens: int = Field(
+        96, ge=16, le=512, description="tokens of each candidate the reranker reads: its best window of sentences"
+    )
     workers: int = Field(2, ge=1, le=16, description="background ingestion workers")
     upload_wait_s: float = Field(1.5, ge=0, description="how long an upload waits for a small document to finish")
     max_image_pixels: int = 40_000_000
@@ -76,6 +83,14 @@ class Settings(BaseSettings):
     opensearch_service: str = Field("es", description="es (domain) | aoss (Serverless)")
     opensearch_index: str = "mmrag-items"
     sagemaker_endpoint: str = ""
+    sagemaker_rerank_model: str = Field(
+        "Xenova/ms-marco-MiniLM-L-6-v2",
+        description="the cross-encoder the SageMaker endpoint hosts (its MMRAG_RERANK_MODEL); empty: none",
+    )
+    bedrock_rerank_models: str = Field(
+        "amazon.rerank-v1:0,cohere.rerank-v3-5:0", description="rerank models served through Bedrock's Rerank API"
+    )
+    bedrock_rerank_region: str = Field("", description="region of the Bedrock Rerank API; empty: the function's")
     ocr_engine: str = Field("textract", description="textract | rapidocr | none")
     textract_sns_topic_arn: str = ""
     textract_role_arn: str = ""
@@ -91,6 +106,14 @@ class Settings(BaseSettings):
     @classmethod
     def _pairs_parse(cls, v: str) -> str:
         parse_pairs(v)
+        return v
+
+    @field_validator("int8")
+    @classmethod
+    def _int8_roles(cls, v: str) -> str:
+        unknown = set(cls.list_of(v)) - {"text", "clip", "rerank"}
+        if unknown:
+            raise ValueError(f"unknown int8 model role(s) {sorted(unknown)}; known: text, clip, rerank")
         return v
 
     @property

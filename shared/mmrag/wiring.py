@@ -36,7 +36,14 @@ class LocalContainer:
         self.key_store = SqliteKeyStore(self.store.db)
         self.blobs = FileBlobStore(root / "blobs")
         self.index = EmbeddedVectorIndex(root / "index")
-        source = ModelSource(settings.model_dir, root / "models")
+        from fastembed.rerank.cross_encoder import TextCrossEncoder
+
+        known = [m["model"] for m in TextCrossEncoder.list_supported_models()]
+        roles = set(settings.list_of(settings.int8))
+        int8 = {settings.text_model} if "text" in roles else set()
+        int8 |= {settings.image_model, settings.image_text_model} if "clip" in roles else set()
+        int8 |= {*known, settings.rerank_model} if "rerank" in roles else set()
+        source = ModelSource(settings.model_dir, root / "models", int8=sorted(int8))
         self.text_embedder = FastEmbedTextEmbedder(settings.text_model, source, max_tokens=settings.text_max_tokens)
         self.clip = FastEmbedClip(settings.image_model, settings.image_text_model, source)
         self.model_source = source
@@ -81,12 +88,14 @@ class LocalContainer:
         )
         if self.runner:
             self.runner.on_give_up = self.documents.give_up
-        from fastembed.rerank.cross_encoder import TextCrossEncoder
-
         from mmrag.core.search import Rerankers, SearchService
 
-        known = [m["model"] for m in TextCrossEncoder.list_supported_models()]
-        self.rerankers = Rerankers(settings.rerank_model, lambda name: FastEmbedReranker(name, source), known)
+        self.rerankers = Rerankers(
+            settings.rerank_model,
+            lambda name: FastEmbedReranker(name, source),
+            known,
+            passage_tokens=settings.rerank_passage_tokens,
+        )
         self.search = SearchService(self.store, self.index, self.text_embedder, self.clip, self.rerankers)
         self._fetch = fetch
         from mmrag.adapters.generators.extractive import ExtractiveGenerator

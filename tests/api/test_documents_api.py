@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+import time
 
 import pytest
 
@@ -274,7 +275,7 @@ def test_update_metadata_and_delete(api):
     assert d["metadata"]["title"] == "new" and d["metadata"]["category"] == "old" and d["metadata"]["tags"] == [w]
     assert_error(api.put(f"/documents/{doc_id}/metadata", json={"metadata": {}}), 400, "INVALID_PARAMETER")
     data = api.ok(api.delete(f"/documents/{doc_id}"))
-    assert data["deleted_chunks"] == 1 and data["deleted_embeddings"] == 2  # text + CLIP-text vector
+    assert data["deleted_chunks"] == 1 and data["deleted_embeddings"] == 1  # text vector only: no picture, so no CLIP-text vector
     assert_error(api.get(f"/documents/{doc_id}"), 404, "NOT_FOUND")
     assert_error(api.delete(f"/documents/{doc_id}"), 404, "NOT_FOUND")
 
@@ -283,7 +284,7 @@ def test_delete_without_related_archives(api):
     doc_id = upload(api, b"archive me please", "text")
     api.wait(doc_id)
     data = api.ok(api.delete(f"/documents/{doc_id}", params={"delete_related": "false"}))
-    assert data["deleted_chunks"] == 0 and data["deleted_embeddings"] == 2
+    assert data["deleted_chunks"] == 0 and data["deleted_embeddings"] == 1
     d = api.ok(api.get(f"/documents/{doc_id}"))
     assert d["status"] == "archived" and d["chunks"]
     api.ok(api.delete(f"/documents/{doc_id}"))
@@ -327,3 +328,32 @@ def test_chinese_text_in_a_picture_is_read(api):
     assert "冷却液" in text and "六个月" in text
     found = api.ok(api.post("/search/text", json={"query": "冷却液", "filters": {"document_ids": [doc_id]}}))
     assert found["results"][0]["image_id"] == d["images"][0]["image_id"]
+
+
+def test_progress_shows_the_running_stage_and_how_far_it_is(api, monkeypatch):
+    from mmrag.core import ingestion
+
+    monkeypatch.setattr(ingestion._Stages, "REPORT_EVERY_S", 0.0)  # report every slice, not once a second
+    w = word()
+    sentences = [f"Section {i} of the {w} manual explains how valve {i} is checked and cleaned." for i in range(1200)]
+    doc_id = upload(api, " ".join(sentences).encode(), "text", {"chunk_size": 40, "overlap": 0})
+    seen = []
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        data = api.ok(api.get(f"/documents/{doc_id}"))
+        if data["status"] != "processing":
+            break
+        if data["processing"]["progress"]:
+            seen.append(data["processing"]["progress"])
+        time.sleep(0.02)
+    assert data["status"] == "completed", data.get("error")
+    assert data["processing"]["progress"] is None
+    embed = [p for p in seen if p["stage"] == "embed"]
+    assert embed, seen
+    assert all(p["unit"] == "chunks and pictures" and p["total"] == data["chunks_count"] for p in embed)
+    assert any(0 < p["done"] < p["total"] for p in embed), embed
+    assert [p["done"] for p in embed] == sorted(p["done"] for p in embed)  # it only moves forward
+    assert all(0 <= p["percent"] <= 100 and p["stages_total"] == 6 for p in embed)
+    stages = data["processing"]["stages"]
+    assert stages["embed"]["status"] == "completed" and stages["embed"]["done"] == stages["embed"]["total"]
+    assert stages["chunk"]["unit"] == "pages" and stages["ocr"]["total"] == 0

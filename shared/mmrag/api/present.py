@@ -39,6 +39,32 @@ def upload_result(doc: Document) -> dict[str, Any]:
     return out
 
 
+STAGE_ORDER = ("parse", "extract_images", "ocr", "chunk", "embed", "index")
+
+
+def progress(doc: Document) -> dict[str, Any] | None:
+    """Where a processing document is: the running (or last finished) stage and how far it is; None once done."""
+    if doc.status != "processing":
+        return None
+    completed = [n for n in STAGE_ORDER if doc.stages.get(n, {}).get("status") == "completed"]
+    running = [n for n, st in doc.stages.items() if st.get("status") == "running"]
+    name = running[-1] if running else (completed[-1] if completed else None)
+    out: dict[str, Any] = {"stage": name or "queued", "stages_done": len(completed), "stages_total": len(STAGE_ORDER)}
+    st = doc.stages.get(name, {}) if name else {}
+    out["seconds"] = st.get("seconds")
+    if st.get("total") is not None:
+        total, done = int(st["total"]), int(st.get("done") or 0)
+        out.update(
+            {
+                "done": done,
+                "total": total,
+                "unit": st.get("unit"),
+                "percent": round(100 * done / total, 1) if total else 100.0,
+            }
+        )
+    return out
+
+
 def document_summary(doc: Document) -> dict[str, Any]:
     out = {
         "document_id": doc.document_id,
@@ -98,6 +124,7 @@ def document_detail(request: Request, doc: Document, chunks: list[Chunk], images
                 "file_size_bytes": doc.file_size,
             },
             "processing": {
+                "progress": progress(doc),
                 "stages": doc.stages,
                 "processing_time": doc.processing_time,
                 "options": doc.processing_options,

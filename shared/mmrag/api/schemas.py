@@ -102,7 +102,7 @@ class RerankIn(BaseModel):
 
     rerank: bool = False
     rerank_model: str | None = None
-    input_limit: int = Field(50, ge=1, le=100)
+    input_limit: int = Field(20, ge=1, le=100, description="candidates the reranker reads (the first-stage top ones)")
     score_threshold: float | None = Field(None, ge=0, le=1)
     timeout_ms: int = Field(5000, ge=1, le=60000)
     fail_strategy: str = Field("degrade", pattern="^(degrade|error)$")

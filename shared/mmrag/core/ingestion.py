@@ -56,17 +56,60 @@ def filter_meta(doc: Document) -> DocFilterMeta:
 
 @dataclass
 class _Stages:
-    timings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Each stage's status and seconds; the running one also says how far it is (`done` of `total` `unit`).
 
-    def run(self, name: str, fn: Callable[[], Any]) -> Any:
-        start = time.perf_counter()
+    `report` is called with a snapshot when a stage starts or ends, and at most every REPORT_EVERY_S while it moves,
+    so that a reader of the document sees a long ingestion advance without a store write per item."""
+
+    report: Callable[[dict[str, dict[str, Any]]], None] | None = None
+    timings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _current: str | None = None
+    _started: float = 0.0
+    _reported: float = 0.0
+
+    REPORT_EVERY_S = 1.0
+
+    def run(self, name: str, fn: Callable[[], Any], total: int | None = None, unit: str | None = None) -> Any:
+        self._current, self._started = name, time.perf_counter()
+        self.timings[name] = {"status": "running", "seconds": 0.0}
+        if total is not None:
+            self.timings[name].update({"done": 0, "total": total, "unit": unit})
+        self._emit(force=True)
         try:
             result = fn()
         except Exception:
-            self.timings[name] = {"status": "failed", "seconds": round(time.perf_counter() - start, 4)}
+            self._end(name, "failed")
             raise
-        self.timings[name] = {"status": "completed", "seconds": round(time.perf_counter() - start, 4)}
+        self._end(name, "completed")
         return result
+
+    def advance(self, done: int) -> None:
+        """The running stage has finished `done` of its `total` items."""
+        if self._current is None:
+            return
+        entry = self.timings[self._current]
+        entry["done"] = done
+        entry["seconds"] = round(time.perf_counter() - self._started, 4)
+        self._emit()
+
+    def _end(self, name: str, status: str) -> None:
+        entry = self.timings[name]
+        entry.update({"status": status, "seconds": round(time.perf_counter() - self._started, 4)})
+        if status == "completed" and "total" in entry:
+            entry["done"] = entry["total"]
+        self._current = None
+        if status == "completed":
+            self._emit(force=True)
+
+    def _emit(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.report is None or (not force and now - self._reported < self.REPORT_EVERY_S):
+            return
+        self._reported = now
+        try:
+            self.report({k: dict(v) for k, v in self.timings.items()})
+        except Exception:  # progress is informative only: never let it break an ingestion
+            log.warning("could not record ingestion progress", exc_info=True)
 
 
 class IngestionPipeline:
@@ -93,7 +136,7 @@ class IngestionPipeline:
             return
         self.discard_outputs(doc)
         started = time.perf_counter()
-        stages = _Stages()
+        stages = _Stages(report=lambda snapshot: self._record_progress(doc, snapshot))
         try:
             chunks, images, items = self._build(doc, stages)
         except ProcessingError as exc:
@@ -107,6 +150,7 @@ class IngestionPipeline:
             log.exception("ingestion of %s failed", doc.document_id)
             self._fail(doc, f"internal error while processing: {type(exc).__name__}", stages, started)
             return
+        stages.report = None  # the commit below writes the final stages itself, under the document's lock
         with self.document_lock(doc.document_id):
             current = self.docs.get_document(doc.tenant, doc.document_id)
             if current is None or current.status == "deleting":
@@ -125,6 +169,31 @@ class IngestionPipeline:
             current.processing_time = round(time.perf_counter() - started, 3)
             current.updated_at = utcnow()
             self.docs.update_document(current)
+
+    def _record_progress(self, doc: Document, snapshot: dict[str, dict[str, Any]]) -> None:
+        with self.document_lock(doc.document_id):
+            current = self.docs.get_document(doc.tenant, doc.document_id)
+            if current is None or current.status != "processing":
+                return
+            current.stages = snapshot
+            self.docs.update_document(current)
+
+    def _embed_in_slices(self, texts: list[str], stages: _Stages) -> np.ndarray:
+        """Text vectors in input order, computed longest-alike together (less padding) and a slice at a time, so
+        that the document's progress moves while a long one is embedded."""
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out: np.ndarray | None = None
+        for start in range(0, len(order), EMBED_SLICE):
+            part = order[start : start + EMBED_SLICE]
+            rows = self.text_embedder.embed_texts([texts[i] for i in part])
+            if out is None:
+                out = np.empty((len(texts), rows.shape[1]), dtype=np.float32)
+            out[part] = rows
+            stages.advance(start + len(part))
+        assert out is not None
+        return out
 
     def _commit(self, doc: Document, chunks: list[Chunk], images: list[ImageRecord], items: list[IndexItem]) -> None:
         self.docs.replace_content(doc.tenant, doc.document_id, chunks, images)
@@ -181,7 +250,8 @@ class IngestionPipeline:
 
         def extract_pictures() -> None:
             derived = keys.derived_prefix(doc.tenant, doc.document_id)
-            for pimg in parsed.images:
+            for done, pimg in enumerate(parsed.images):
+                stages.advance(done)
                 img = open_image(pimg.data, self.limits.max_pixels)
                 image_id = new_id("img")
                 blob_key = f"{derived}/images/{image_id}.png"
@@ -206,12 +276,13 @@ class IngestionPipeline:
                 )
                 pil_images.append((img, pimg.is_page_scan))
 
-        stages.run("extract_images", extract_pictures)
+        stages.run("extract_images", extract_pictures, total=len(parsed.images), unit="pictures")
 
         def run_ocr() -> None:
             if not opts["enable_ocr"]:
                 return
-            for rec, (img, is_scan) in zip(images, pil_images, strict=True):
+            for done, (rec, (img, is_scan)) in enumerate(zip(images, pil_images, strict=True)):
+                stages.advance(done)
                 text = self.ocr.recognize(img).strip()
                 rec.ocr_text = text
                 rec.caption = _caption(text, rec)
@@ -221,7 +292,7 @@ class IngestionPipeline:
                 if not rec.caption:
                     rec.caption = _caption("", rec)
 
-        stages.run("ocr", run_ocr)
+        stages.run("ocr", run_ocr, total=len(images) if opts["enable_ocr"] else 0, unit="pictures")
         if not opts["enable_ocr"]:
             for rec in images:
                 rec.caption = _caption("", rec)
@@ -259,22 +330,30 @@ class IngestionPipeline:
                     add(rec.ocr_text, rec.page_number, "ocr", rec.image_id)
             return chunks
 
-        chunks = stages.run("chunk", make_chunks)
+        chunks = stages.run("chunk", make_chunks, total=len(parsed.pages), unit="pages")
         if not chunks and not images:
             raise ProcessingError("no text or pictures could be extracted from the document")
 
+        tied = _picture_chunks(chunks, images, [is_scan for _, is_scan in pil_images])
+
         def embed() -> list[IndexItem]:
-            texts = [c.content for c in chunks]
-            text_vecs = self.text_embedder.embed_texts(texts) if texts else np.zeros((0, 0))
-            clip_text = self.clip.embed_texts(texts) if texts else np.zeros((0, 0))
+            text_vecs = self._embed_in_slices([c.content for c in chunks], stages)
+            # CLIP text vectors only where a picture is: a picture query reaches text through them, and CLIP reads
+            # 77 tokens, so a vector per chunk of plain prose bought little for a third of the ingestion time
+            clip_rows = [i for i, c in enumerate(chunks) if c.chunk_id in tied]
+            clip_text = self.clip.embed_texts([chunks[i].content for i in clip_rows]) if clip_rows else []
+            clip_of = {chunks[i].chunk_id: clip_text[n] for n, i in enumerate(clip_rows)}
             img_vecs = self.clip.embed_images([img for img, _ in pil_images]) if pil_images else np.zeros((0, 0))
+            stages.advance(len(chunks) + len(images))
             items = [
                 IndexItem(
                     item_id=c.chunk_id,
                     document_id=doc.document_id,
                     kind="chunk",
                     text=c.content,
-                    vectors={"text": text_vecs[i], "clip": clip_text[i]},
+                    vectors={"text": text_vecs[i], "clip": clip_of[c.chunk_id]}
+                    if c.chunk_id in clip_of
+                    else {"text": text_vecs[i]},
                     page_number=c.page_number,
                     image_id=c.image_id,
                 )
@@ -294,8 +373,35 @@ class IngestionPipeline:
             ]
             return items
 
-        items = stages.run("embed", embed)
+        items = stages.run("embed", embed, total=len(chunks) + len(images), unit="chunks and pictures")
         return chunks, images, items
+
+
+EMBED_SLICE = 64
+
+
+def _picture_chunks(chunks: list[Chunk], images: list[ImageRecord], is_scan: list[bool]) -> set[str]:
+    """Ids of the chunks that are about a picture: its OCR text, or text on the same page as it (or, in unpaged
+    documents, text that holds the words just before or after it). Whole-page scans are not pictures here."""
+    pictures = [rec for rec, scan in zip(images, is_scan, strict=True) if not scan]
+    ids = {rec.image_id for rec in pictures}
+    pages = {rec.page_number for rec in pictures if rec.page_number is not None}
+    anchors = [
+        a
+        for rec in pictures
+        if rec.page_number is None
+        for a in (" ".join(rec.text_before.split())[-40:], " ".join(rec.text_after.split())[:40])
+        if len(a) >= 8
+    ]
+    out = set()
+    for c in chunks:
+        if c.image_id in ids or (c.page_number is not None and c.page_number in pages):
+            out.add(c.chunk_id)
+        elif c.page_number is None and anchors:
+            flat = " ".join(c.content.split())
+            if any(a in flat for a in anchors):
+                out.add(c.chunk_id)
+    return out
 
 
 def _caption(ocr_text: str, rec: ImageRecord) -> str:

@@ -23,6 +23,7 @@ import numpy as np
 from mmrag.core.models import Chunk, Document, ImageRecord, SearchFilters
 from mmrag.core.ports import ClipEmbedder, DocumentStore, TextEmbedder, VectorIndex
 from mmrag.errors import InvalidParameter, NotFound
+from mmrag.text.passages import best_window
 
 RRF_K = 60
 _CHANNELS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mmrag-retrieve")
@@ -34,7 +35,7 @@ LEXICAL_WEIGHT = 0.5
 class RerankOptions:
     enabled: bool = False
     model: str | None = None
-    input_limit: int = 50
+    input_limit: int = 20
     score_threshold: float | None = None
     timeout_ms: int = 5000
     fail_strategy: str = "degrade"  # degrade | error
@@ -86,8 +87,11 @@ class Rerankers:
                "ms-marco-minilm": "Xenova/ms-marco-MiniLM-L-6-v2"}
     RETRY_AFTER_S = 600.0
 
-    def __init__(self, default: str, factory: Callable[[str], Any], known: Sequence[str]):
+    def __init__(
+        self, default: str, factory: Callable[[str], Any], known: Sequence[str], passage_tokens: int = 96
+    ):
         self.default = default
+        self.passage_tokens = passage_tokens
         self.factory = factory
         self.known = set(known) | {default}
         self._loads: dict[str, Any] = {}
@@ -257,7 +261,11 @@ class SearchService:
 
     def _rerank(self, query: str, outcome: SearchOutcome, model: str, opts: RerankOptions, timer: Timer) -> None:
         head = outcome.results[: opts.input_limit]
-        texts = [(r.chunk.content if r.chunk else (r.image.caption if r.image else "")) for r in head]
+        size = self.rerankers.passage_tokens
+        texts = [
+            best_window(query, r.chunk.content, size) if r.chunk else (r.image.caption if r.image else "")
+            for r in head
+        ]
         try:
             raw = timer.run("rerank", lambda: self.rerankers.score(model, query, texts, opts.timeout_ms / 1000))
         except FutureTimeout:

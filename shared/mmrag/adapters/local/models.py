@@ -1,7 +1,8 @@
 """ONNX models on the CPU through fastembed: the text encoder, the CLIP pair and the cross-encoder reranker.
 
 A model is looked up first in MMRAG_MODEL_DIR/<model name> (files laid out as fastembed expects); otherwise fastembed
-downloads it into <data dir>/models. Models load lazily and once; loading is thread-safe.
+downloads it into <data dir>/models. Models named in MMRAG_INT8_MODELS run from an int8 copy made once beside the
+cache (mmrag.adapters.local.int8). Models load lazily and once; loading is thread-safe.
 """
 
 from __future__ import annotations
@@ -25,10 +26,29 @@ def normalise(rows: np.ndarray) -> np.ndarray:
 
 
 class ModelSource:
-    def __init__(self, model_dir: Path | None, cache_dir: Path, threads: int | None = None):
+    def __init__(
+        self,
+        model_dir: Path | None,
+        cache_dir: Path,
+        threads: int | None = None,
+        int8: Sequence[str] = (),
+    ):
         self.model_dir = Path(model_dir) if model_dir else None
         self.cache_dir = Path(cache_dir)
-        self.threads = threads
+        self.threads = threads or os.cpu_count() or 1
+        self.int8 = frozenset(int8)
+
+    def build(self, cls: Callable[..., Any], name: str) -> Any:
+        """A fastembed model object (TextEmbedding, ImageEmbedding, TextCrossEncoder) for `name`, int8 if asked."""
+        kwargs = self.kwargs(name)
+        if name not in self.int8:
+            return cls(name, **kwargs)
+        from mmrag.adapters.local.int8 import int8_copy
+
+        # resolve (or download) the fp32 files without opening them, then open the int8 copy made from them
+        inner = cls(name, lazy_load=True, **kwargs).model
+        folder = int8_copy(Path(inner._model_dir), inner.model_description.model_file, self.cache_dir)
+        return cls(name, **{**kwargs, "specific_model_path": str(folder)})
 
     def kwargs(self, name: str) -> dict[str, Any]:
         kw: dict[str, Any] = {"cache_dir": str(self.cache_dir)}
@@ -71,7 +91,7 @@ class FastEmbedTextEmbedder:
         from fastembed import TextEmbedding
 
         def load():
-            model = TextEmbedding(name, **source.kwargs(name))
+            model = source.build(TextEmbedding, name)
             # Sentence encoders of the MiniLM/mpnet family are trained on at most 256 word pieces; beyond that their
             # vectors get worse while the cost grows quadratically. BM25 still sees the whole chunk.
             tokenizer = getattr(getattr(model, "model", None), "tokenizer", None)
@@ -116,8 +136,8 @@ class FastEmbedClip:
 
         self.name = f"{image_model} + {text_model}"
         self.batch_size = batch_size
-        self._image = _Lazy(lambda: ImageEmbedding(image_model, **source.kwargs(image_model)))
-        self._text = _Lazy(lambda: TextEmbedding(text_model, **source.kwargs(text_model)))
+        self._image = _Lazy(lambda: source.build(ImageEmbedding, image_model))
+        self._text = _Lazy(lambda: source.build(TextEmbedding, text_model))
         self._names = (image_model, text_model)
 
     @property
@@ -147,11 +167,21 @@ class FastEmbedClip:
 
 
 class FastEmbedReranker:
+    # the search core hands over a window of the candidate (mmrag.text.passages); this only stops a pathological one
+    MAX_WORD_PIECES = 256
+
     def __init__(self, name: str, source: ModelSource):
         from fastembed.rerank.cross_encoder import TextCrossEncoder
 
+        def load():
+            model = source.build(TextCrossEncoder, name)
+            tokenizer = getattr(getattr(model, "model", None), "tokenizer", None)
+            if tokenizer is not None:
+                tokenizer.enable_truncation(max_length=self.MAX_WORD_PIECES, strategy="longest_first")
+            return model
+
         self.name = name
-        self._model = _Lazy(lambda: TextCrossEncoder(name, **source.kwargs(name)))
+        self._model = _Lazy(load)
 
     def score(self, query: str, documents: Sequence[str]) -> list[float]:
         return [float(s) for s in self._model.get().rerank(query, list(documents), batch_size=32)]
