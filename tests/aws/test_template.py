@@ -236,7 +236,7 @@ def test_every_route_has_an_event_file():
 
 # ---------------------------------------------------------------------------------------------------- IAM
 DATA_SERVICES = ("s3", "dynamodb", "sqs", "sns", "es", "aoss", "sagemaker", "secretsmanager", "bedrock", "kms")
-NO_RESOURCE_LEVEL = ("textract:", "xray:")  # services whose actions only take Resource "*"
+NO_RESOURCE_LEVEL = ("textract:", "xray:", "bedrock:Rerank")  # actions that only take Resource "*"
 
 
 def _statements(value: Any) -> list[dict[str, Any]]:
@@ -298,11 +298,54 @@ def test_functions_only_get_what_they_use(resources):
         return out
 
     assert actions("AuthorizerFunction") == {"dynamodb:GetItem"}
-    assert not {a for a in actions("SearchFunction") if a.split(":")[0] in ("s3", "sqs", "bedrock", "textract")}
+    assert not {a for a in actions("SearchFunction") if a.split(":")[0] in ("s3", "sqs", "textract")}
+    assert {a for a in actions("SearchFunction") if a.startswith("bedrock:")} == RERANK_ACTIONS
     assert not any(a.startswith(("bedrock:", "secretsmanager:", "textract:")) for a in actions("DocumentsFunction"))
     assert "secretsmanager:GetSecretValue" in actions("QaFunction")
     assert "textract:StartDocumentTextDetection" in actions("IngestFunction")
     assert "iam:PassRole" in actions("IngestFunction")
+
+
+RERANK_ACTIONS = {"bedrock:Rerank", "bedrock:InvokeModel"}  # the Rerank API needs both (Bedrock user guide)
+RERANKING_FUNCTIONS = ("SearchFunction", "QaFunction", "AskStreamFunction")
+
+
+def test_rerank_permissions_name_exactly_the_served_bedrock_models(template, resources):
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    models = env["MMRAG_BEDROCK_RERANK_MODELS"].split(",")
+    assert models == ["amazon.rerank-v1:0", "cohere.rerank-v3-5:0"]
+    assert env["MMRAG_RERANK_MODEL"] == {"Ref": "RerankModel"}
+    assert env["MMRAG_BEDROCK_RERANK_REGION"] == {"Ref": "RerankRegion"}
+    region = {"Fn::If": ["HasRerankRegion", {"Ref": "RerankRegion"}, {"Ref": "AWS::Region"}]}
+    for fn in RERANKING_FUNCTIONS:
+        statements = {s.get("Sid"): s for owner, s in all_statements(resources) if owner == fn}
+        assert statements["Rerank"]["Action"] == ["bedrock:Rerank"] and statements["Rerank"]["Resource"] == "*", fn
+        invoke = statements["RerankModels"]
+        assert invoke["Action"] == ["bedrock:InvokeModel"], fn
+        assert invoke["Resource"] == [
+            {"Fn::Sub": [f"arn:${{AWS::Partition}}:bedrock:${{Region}}::foundation-model/{m}", {"Region": region}]}
+            for m in models
+        ], fn
+    for fn in set(functions(resources)) - set(RERANKING_FUNCTIONS):
+        statements = [s for owner, s in all_statements(resources) if owner == fn]
+        assert not any("bedrock:Rerank" in s["Action"] or s.get("Sid") == "RerankModels" for s in statements), fn
+
+
+def test_rerank_parameters_name_served_models(template):
+    from mmrag.settings import Settings
+
+    params = template["Parameters"]
+    served = set(Settings.model_fields["bedrock_rerank_models"].default.split(","))
+    served.add(Settings.model_fields["sagemaker_rerank_model"].default)
+    rerank_model = params["RerankModel"]
+    assert rerank_model["Default"] == "amazon.rerank-v1:0" and set(rerank_model["AllowedValues"]) == served
+    region = params["RerankRegion"]
+    assert region["Default"] == ""  # the stack's region
+    pattern = re.compile(region["AllowedPattern"])
+    for good in ("", "us-west-2", "eu-central-1", "ap-northeast-1", "ca-central-1", "us-gov-west-1"):
+        assert pattern.fullmatch(good), good
+    for bad in ("us-west", "US-WEST-2", "arn:aws:bedrock", "us-west-2 "):
+        assert not pattern.fullmatch(bad), bad
 
 
 # ---------------------------------------------------------------------------------------------------- storage

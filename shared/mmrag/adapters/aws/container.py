@@ -1,9 +1,10 @@
 """The service container on AWS: the same attributes as mmrag.wiring.LocalContainer, built from the AWS adapters.
 
 S3 (blobs), DynamoDB (documents, chunks, images, jobs, sessions, API keys), OpenSearch (vectors + BM25), one
-SageMaker endpoint (text encoder, CLIP pair, reranker), Textract (or RapidOCR in the container-image ingest function),
-answers from Bedrock (Converse) and/or Claude through the Anthropic API (its key read from Secrets Manager), with the
-extractive answerer always there.
+SageMaker endpoint (text encoder, CLIP pair, a cross-encoder), Bedrock's Rerank API (the default rerankers, see
+mmrag.adapters.aws.bedrock_rerank), Textract (or RapidOCR in the container-image ingest function), answers from
+Bedrock (Converse) and/or Claude through the Anthropic API (its key read from Secrets Manager), with the extractive
+answerer always there.
 
 Differences from the local container:
 - no worker threads (`runner` is None): uploads go to the ingest queue as job messages (mmrag.aws.jobs);
@@ -18,7 +19,7 @@ rapidocr, which only the container-image ingest function sets).
 
 Every part can be passed in (tests, scripts/invoke.py): store, key_store, sessions, blobs, index, embedder (an object
 with .text, .clip and .reranker, like SageMakerEmbedder), ocr, generators (a list), and boto3 clients in `clients`
-(keys: dynamodb, s3, sqs, textract, secretsmanager, sagemaker-runtime, bedrock-runtime).
+(keys: dynamodb, s3, sqs, textract, secretsmanager, sagemaker-runtime, bedrock-runtime, bedrock-agent-runtime).
 """
 
 from __future__ import annotations
@@ -131,10 +132,18 @@ class AwsContainer:
         self._job_queue: Any = None
         self.documents = self.document_service(self.submit_job)
 
-        from mmrag.core.search import Rerankers, SearchService
+        from mmrag.adapters.aws.bedrock_rerank import LazyClient, aws_rerankers
+        from mmrag.core.search import SearchService
 
-        reranker = getattr(embedder, "reranker", None)
-        self.rerankers = Rerankers(settings.rerank_model, lambda name: reranker, [settings.rerank_model])
+        # Bedrock's Rerank API serves cfg.bedrock_rerank_models, the SageMaker endpoint its cross-encoder
+        rerank_client = LazyClient(cfg.bedrock_rerank_region, self._clients.get("bedrock-agent-runtime"))
+        self.rerankers = aws_rerankers(
+            cfg.rerank_model,
+            cfg.bedrock_rerank_models,
+            cfg.sagemaker_rerank_model,
+            getattr(embedder, "reranker", None),
+            rerank_client,
+        )
         self.search = SearchService(self.store, self.index, self.text_embedder, self.clip, self.rerankers)
 
         keys = KeyService(self.key_store, settings.bootstrap_keys)
@@ -328,7 +337,8 @@ class AwsContainer:
         text = self.text_embedder.health() if hasattr(self.text_embedder, "health") else {}
         clip = self.clip.health() if hasattr(self.clip, "health") else {}
         states = [text.get("state"), clip.get("image_state"), clip.get("text_state")]
-        models: dict[str, Any] = {"text": text, "clip": clip, "rerank": {"default": self.rerankers.default}}
+        rerank = {"default": self.rerankers.default, "served": sorted(self.rerankers.known)}
+        models: dict[str, Any] = {"text": text, "clip": clip, "rerank": rerank}
         # the endpoint is a service: 'not loaded' only means this function has not called it yet
         models["status"] = "error" if "error" in states else "ok"
         ocr = self.ocr.health() if hasattr(self.ocr, "health") else {"engine": getattr(self.ocr, "name", "?")}
