@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import uuid
 import time
+import uuid
 
 import pytest
 
@@ -275,7 +275,7 @@ def test_update_metadata_and_delete(api):
     assert d["metadata"]["title"] == "new" and d["metadata"]["category"] == "old" and d["metadata"]["tags"] == [w]
     assert_error(api.put(f"/documents/{doc_id}/metadata", json={"metadata": {}}), 400, "INVALID_PARAMETER")
     data = api.ok(api.delete(f"/documents/{doc_id}"))
-    assert data["deleted_chunks"] == 1 and data["deleted_embeddings"] == 1  # text vector only: no picture, so no CLIP-text vector
+    assert data["deleted_chunks"] == 1 and data["deleted_embeddings"] == 1  # text only: no picture
     assert_error(api.get(f"/documents/{doc_id}"), 404, "NOT_FOUND")
     assert_error(api.delete(f"/documents/{doc_id}"), 404, "NOT_FOUND")
 

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from tests.conftest import assert_error
-from tests.samples import b64, pdf_with_picture, shape_png, text_png
+from tests.samples import b64, build_pdf, pdf_with_picture, png, shape_png, text_png
 
 
 def word() -> str:
@@ -287,3 +287,37 @@ def test_deleted_documents_vanish_from_every_endpoint(api):
     assert search(api, "text", {"query": w, "filters": {"category": w}})["results"] == []
     assert search(api, "image", {"query_type": "text", "query_text": w, "filters": {"category": w}})["results"] == []
     assert search(api, "multimodal", {"query_text": w, "filters": {"category": w}})["results"] == []
+
+
+def test_a_picture_query_finds_the_text_about_the_picture(api):
+    """Only text tied to a picture carries a CLIP vector; a picture query reaches that text through the picture."""
+    from PIL import Image
+
+    w = word()
+    rgb = (20, 160, 90)
+    pdf = build_pdf(
+        [
+            {"lines": [(72, 700, f"{w} chapter one covers the warranty terms and nothing else.")]},
+            {
+                "lines": [(72, 700, f"{w} figure 2 shows the green coolant reservoir behind the grille.")],
+                "images": [(72, 400, 240, 180, 48, 36, rgb)],
+            },
+        ]
+    )
+    doc_id = upload(api, document_type="pdf", file=b64(pdf), metadata={"tags": [w]})
+    chunks = api.ok(api.get(f"/documents/{doc_id}"))["chunks"]
+    page2 = next(c["chunk_id"] for c in chunks if c["page_number"] == 2)
+    page1 = next(c["chunk_id"] for c in chunks if c["page_number"] == 1)
+    query = b64(png(Image.new("RGB", (48, 36), rgb)))
+    data = search(api, "multimodal", {"query_image": query, "top_k": 10, "filters": {"tags": [w]}})
+    by_id = {r["result_id"]: r for r in data["results"]}
+    assert page2 in by_id, data["results"]
+    assert by_id[page2]["scores"]["image_similarity"] > 0.5
+    assert page1 not in by_id  # plain text far from any picture has no CLIP vector and no picture near it
+    # the other way round: words find the picture (its page's text and OCR), as before
+    query = {"query_type": "text", "query_text": f"{w} coolant reservoir", "filters": {"tags": [w]}}
+    found = search(api, "image", query)
+    assert found["results"] and found["results"][0]["document_id"] == doc_id
+    # a document without pictures stores text vectors only: deleting it removes exactly one vector per chunk
+    plain = upload(api, document_type="text", content=f"{w} plain prose with no picture at all.", metadata={})
+    assert api.ok(api.delete(f"/documents/{plain}"))["deleted_embeddings"] == 1

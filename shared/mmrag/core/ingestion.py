@@ -18,6 +18,7 @@ import numpy as np
 
 from mmrag.core import keys
 from mmrag.core.models import Chunk, DocFilterMeta, Document, ImageRecord, IndexItem, Job, new_id, utcnow
+from mmrag.core.pictures import chunks_about
 from mmrag.core.ports import BlobStore, ClipEmbedder, DocumentStore, OcrEngine, TextEmbedder, VectorIndex
 from mmrag.errors import ProcessingError, ServiceUnavailable
 from mmrag.ingest.chunking import chunk_text
@@ -334,7 +335,8 @@ class IngestionPipeline:
         if not chunks and not images:
             raise ProcessingError("no text or pictures could be extracted from the document")
 
-        tied = _picture_chunks(chunks, images, [is_scan for _, is_scan in pil_images])
+        # whole-page scans are not pictures here: their text is the page itself
+        tied = chunks_about(chunks, [rec for rec, (_, scan) in zip(images, pil_images, strict=True) if not scan])
 
         def embed() -> list[IndexItem]:
             text_vecs = self._embed_in_slices([c.content for c in chunks], stages)
@@ -378,30 +380,6 @@ class IngestionPipeline:
 
 
 EMBED_SLICE = 64
-
-
-def _picture_chunks(chunks: list[Chunk], images: list[ImageRecord], is_scan: list[bool]) -> set[str]:
-    """Ids of the chunks that are about a picture: its OCR text, or text on the same page as it (or, in unpaged
-    documents, text that holds the words just before or after it). Whole-page scans are not pictures here."""
-    pictures = [rec for rec, scan in zip(images, is_scan, strict=True) if not scan]
-    ids = {rec.image_id for rec in pictures}
-    pages = {rec.page_number for rec in pictures if rec.page_number is not None}
-    anchors = [
-        a
-        for rec in pictures
-        if rec.page_number is None
-        for a in (" ".join(rec.text_before.split())[-40:], " ".join(rec.text_after.split())[:40])
-        if len(a) >= 8
-    ]
-    out = set()
-    for c in chunks:
-        if c.image_id in ids or (c.page_number is not None and c.page_number in pages):
-            out.add(c.chunk_id)
-        elif c.page_number is None and anchors:
-            flat = " ".join(c.content.split())
-            if any(a in flat for a in anchors):
-                out.add(c.chunk_id)
-    return out
 
 
 def _caption(ocr_text: str, rec: ImageRecord) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from mmrag.core.models import Chunk, Document, ImageRecord, SearchFilters
+from mmrag.core.pictures import is_about
 from mmrag.core.ports import ClipEmbedder, DocumentStore, TextEmbedder, VectorIndex
 from mmrag.errors import InvalidParameter, NotFound
 from mmrag.text.passages import best_window
@@ -29,6 +30,8 @@ RRF_K = 60
 _CHANNELS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mmrag-retrieve")
 CANDIDATES = 50
 LEXICAL_WEIGHT = 0.5
+NEAR_PICTURES = 3  # a picture query lifts the text around this many of its best-matching pictures …
+NEAR_PICTURE = 0.8  # … with this share of the picture's own similarity
 
 
 @dataclass
@@ -442,6 +445,10 @@ class SearchService:
             for h in img_hits:
                 kind = h.kind or ("image" if h.item_id.startswith("img_") else "chunk")
                 get(h.item_id, kind).scores["image"] = max(h.score, 0.0)
+            picture_hits = [h for h in img_hits if (h.kind or "image") == "image" and h.item_id.startswith("img_")]
+            for chunk_id, score in timer.run("retrieve", lambda: self._text_near(tenant, picture_hits)).items():
+                s = get(chunk_id, "chunk")
+                s.scores["image"] = max(s.scores.get("image", 0.0), score)
             # exact image similarity for text candidates too, so that every candidate is scored in both modalities
             missing = [i for i, s in cands.items() if "image" not in s.scores]
             for item_id, v in self.index.get_vectors(tenant, "clip", missing).items():
@@ -455,6 +462,26 @@ class SearchService:
         scored = sorted(cands.values(), key=lambda s: -s.score)
         model = self.rerankers.resolve(rerank.model) if rerank.enabled and query_text else None
         return self._finish(tenant, query_text or "", scored, top_k, threshold, rerank, model, timer)
+
+    def _text_near(self, tenant: str, picture_hits: list[Any]) -> dict[str, float]:
+        """Chunks about the best-matching pictures (their OCR text and the text on their page), each with its
+        picture's image score × NEAR_PICTURE: how a picture as a query finds the text about it."""
+        top = [h for h in picture_hits if h.score > 0][:NEAR_PICTURES]
+        if not top:
+            return {}
+        records = self.docs.get_images_by_id(tenant, [h.item_id for h in top])
+        chunks_of: dict[str, list[Chunk]] = {}
+        out: dict[str, float] = {}
+        for h in top:
+            rec = records.get(h.item_id)
+            if rec is None:
+                continue
+            if rec.document_id not in chunks_of:
+                chunks_of[rec.document_id] = self.docs.get_chunks(tenant, rec.document_id)
+            for c in chunks_of[rec.document_id]:
+                if is_about(c, rec):
+                    out[c.chunk_id] = max(out.get(c.chunk_id, 0.0), NEAR_PICTURE * h.score)
+        return out
 
     # ------------------------------------------------------------------ similar
     def similar(
