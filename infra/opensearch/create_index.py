@@ -16,6 +16,7 @@ import json
 import sys
 
 from mmrag.adapters.aws.opensearch_index import ANALYZERS, ENGINES, OpenSearchVectorIndex
+from mmrag.core.ranking import LEXICAL_WEIGHT
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,7 +40,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--clip-dim", type=int, default=512, help="dimension of the CLIP space")
     p.add_argument("--pipeline", default="mmrag-hybrid", help="search pipeline id ('' to skip it)")
     p.add_argument("--technique", choices=("min_max", "l2", "z_score", "rrf"), default="min_max")
-    p.add_argument("--weights", default="0.3,0.7", help="lexical,dense weights of the normalization processor")
+    p.add_argument(
+        "--weights",
+        default=f"{LEXICAL_WEIGHT},{1 - LEXICAL_WEIGHT}",
+        help="lexical,dense weights of the normalization processor (default: the service's own, mmrag.core.ranking)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the index and pipeline bodies, send nothing")
     return p.parse_args(argv)
 

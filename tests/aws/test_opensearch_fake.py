@@ -309,7 +309,7 @@ def test_search_pipelines_are_validated(fake):
     assert call(fake, "PUT", "/_search/pipeline/p-rrf", OpenSearchVectorIndex.search_pipeline_body("rrf"))[0] == 200
     assert call(fake, "GET", "/_search/pipeline/p-minmax")[1] == {"p-minmax": body}
     weights = body["phase_results_processors"][0]["normalization-processor"]["combination"]["parameters"]["weights"]
-    assert weights == [0.3, 0.7]
+    assert weights == [0.5, 0.5]  # the service's own LEXICAL_WEIGHT
     broken = json.loads(json.dumps(body))
     broken["phase_results_processors"][0]["normalization-processor"]["combination"]["parameters"]["weights"] = [
         0.5,

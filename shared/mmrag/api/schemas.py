@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from mmrag.core.ranking import DEFAULT_FUSION, DEFAULT_MODALITY_WEIGHTS, FusionStrategy
+
 
 class DocumentMetadata(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -144,12 +146,12 @@ class ImageSearchRequest(BaseModel):
 
 
 class ModalityWeights(BaseModel):
-    text: float = Field(0.6, ge=0)
-    image: float = Field(0.4, ge=0)
+    text: float = Field(DEFAULT_MODALITY_WEIGHTS["text"], ge=0)
+    image: float = Field(DEFAULT_MODALITY_WEIGHTS["image"], ge=0)
 
 
 class MultimodalOptions(RerankIn):
-    fusion_strategy: str = Field("weighted_sum", pattern="^(weighted_sum|rrf|linear_combination)$")
+    fusion_strategy: FusionStrategy = DEFAULT_FUSION
     similarity_threshold: float | None = Field(None, ge=0, le=1)
     group_by_document: bool = False
 

@@ -20,6 +20,7 @@ from PIL import Image
 from mmrag.core.generation import Evidence, Generator, GenImage, GenMessage, GenRequest, GenResult
 from mmrag.core.models import ImageRecord, SearchFilters, SessionMessage, new_id
 from mmrag.core.ports import BlobStore, SessionStore
+from mmrag.core.ranking import DEFAULT_FUSION, DEFAULT_MODALITY_WEIGHTS
 from mmrag.core.search import RerankOptions, SearchOutcome, SearchService, Timer
 from mmrag.errors import InvalidParameter, MMRagError, NotFound
 from mmrag.text.analyzer import has_cjk, tokens
@@ -243,8 +244,8 @@ class AnswerService:
             vec,
             p.top_k,
             p.filters,
-            {"text": 0.6, "image": 0.4},
-            "weighted_sum",
+            DEFAULT_MODALITY_WEIGHTS,
+            DEFAULT_FUSION,
             p.similarity_threshold,
             rerank,
             timer,

@@ -1,11 +1,5 @@
 """Retrieval across text and pictures: text, image, multimodal and "more like this", with explainable scores.
-
-Scores (all in 0–1):
-- lexical: BM25 of the item divided by the best BM25 among the query's candidates (the top lexical match is 1.0);
-- dense: cosine similarity in the text space, clipped at 0;
-- clip: cosine similarity in the CLIP space, clipped at 0;
-- similarity_score (text search): 0.5·dense + 0.5·lexical, so an exact-term match and a paraphrase both count.
-"""
+The scores and every weight that combines them are defined in mmrag.core.ranking."""
 
 from __future__ import annotations
 
@@ -23,15 +17,19 @@ import numpy as np
 from mmrag.core.models import Chunk, Document, ImageRecord, SearchFilters
 from mmrag.core.pictures import is_about
 from mmrag.core.ports import ClipEmbedder, DocumentStore, TextEmbedder, VectorIndex
+from mmrag.core.ranking import (
+    CLIP_TEXT_IN_TEXT_MODALITY,
+    NEAR_PICTURE,
+    NEAR_PICTURES,
+    fuse_modalities,
+    image_by_text_score,
+    text_similarity,
+)
 from mmrag.errors import InvalidParameter, NotFound
 from mmrag.text.passages import best_window
 
-RRF_K = 60
 _CHANNELS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mmrag-retrieve")
 CANDIDATES = 50
-LEXICAL_WEIGHT = 0.5
-NEAR_PICTURES = 3  # a picture query lifts the text around this many of its best-matching pictures …
-NEAR_PICTURE = 0.8  # … with this share of the picture's own similarity
 
 
 @dataclass
@@ -259,7 +257,7 @@ class SearchService:
         for s in scored:
             s.scores.setdefault("lexical", 0.0)
             s.scores.setdefault("dense", 0.0)
-            s.score = LEXICAL_WEIGHT * s.scores["lexical"] + (1 - LEXICAL_WEIGHT) * s.scores["dense"]
+            s.score = text_similarity(s.scores["lexical"], s.scores["dense"])
             s.scores["fused"] = s.score
 
     def _rerank(self, query: str, outcome: SearchOutcome, model: str, opts: RerankOptions, timer: Timer) -> None:
@@ -381,8 +379,7 @@ class SearchService:
 
         def fuse():
             for s in by_image.values():
-                lex, dense, clip = (s.scores.get(n, 0.0) for n in ("lexical", "dense", "clip"))
-                s.score = 0.45 * lex + 0.3 * dense + 0.25 * clip
+                s.score = image_by_text_score(s.scores)
                 s.scores["fused"] = s.score
 
         timer.run("fuse", fuse)
@@ -439,7 +436,7 @@ class SearchService:
             for h in clip_hits:
                 s = get(h.item_id, "image")
                 s.scores["clip_text"] = max(h.score, 0.0)
-                s.scores["text"] = max(s.scores.get("text", 0.0), 0.5 * max(h.score, 0.0))
+                s.scores["text"] = max(s.scores.get("text", 0.0), CLIP_TEXT_IN_TEXT_MODALITY * max(h.score, 0.0))
         if image_vec is not None:
             img_hits = timer.run("retrieve", image_job.result)
             for h in img_hits:
@@ -583,37 +580,3 @@ class SearchService:
         out = {i: c.document_id for i, c in self.docs.get_chunks_by_id(tenant, item_ids).items()}
         out.update({i: im.document_id for i, im in self.docs.get_images_by_id(tenant, item_ids).items()})
         return out
-
-
-def fuse_modalities(
-    cands: list[Scored], weights: dict[str, float], strategy: str, *, has_text: bool, has_image: bool
-) -> None:
-    """Combine the text and image modalities of each candidate (see the README for the three strategies)."""
-    modalities = [m for m, on in (("text", has_text), ("image", has_image)) if on]
-    w = {m: max(float(weights.get(m, 0.5)), 0.0) for m in modalities}
-    if sum(w.values()) <= 0:
-        w = {m: 1.0 for m in modalities}
-    if strategy == "rrf":
-        for m in modalities:
-            ranked = sorted((c for c in cands if c.scores.get(m, 0.0) > 0), key=lambda c: -c.scores[m])
-            for rank, c in enumerate(ranked, start=1):
-                c.scores[f"{m}_rank"] = rank
-        for c in cands:
-            c.score = sum(w[m] / (RRF_K + c.scores[f"{m}_rank"]) for m in modalities if f"{m}_rank" in c.scores)
-            c.scores["fused"] = c.score
-        return
-    if strategy == "weighted_sum":
-        best = {m: max((c.scores.get(m, 0.0) for c in cands), default=0.0) for m in modalities}
-        for c in cands:
-            present = [m for m in modalities if m in c.scores]
-            total_w = sum(w[m] for m in present) or 1.0
-            c.score = sum(w[m] * (c.scores[m] / best[m] if best[m] > 0 else 0.0) for m in present) / total_w
-            c.scores["fused"] = c.score
-        return
-    if strategy == "linear_combination":
-        total_w = sum(w.values()) or 1.0
-        for c in cands:
-            c.score = sum(w[m] * c.scores.get(m, 0.0) for m in modalities) / total_w
-            c.scores["fused"] = c.score
-        return
-    raise InvalidParameter("fusion_strategy must be weighted_sum, rrf or linear_combination")

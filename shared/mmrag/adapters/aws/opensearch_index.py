@@ -34,6 +34,7 @@ from opensearchpy import OpenSearch, TransportError, helpers
 from opensearchpy.exceptions import RequestError
 
 from mmrag.core.models import DocFilterMeta, Hit, IndexItem, SearchFilters
+from mmrag.core.ranking import LEXICAL_WEIGHT, RRF_K
 from mmrag.errors import InvalidParameter
 
 DEFAULT_DIMS: Mapping[str, int] = MappingProxyType({"text": 384, "clip": 512})
@@ -222,7 +223,9 @@ class OpenSearchVectorIndex:
 
     @staticmethod
     def search_pipeline_body(
-        technique: str = "min_max", weights: Sequence[float] = (0.3, 0.7), rank_constant: int = 60
+        technique: str = "min_max",
+        weights: Sequence[float] = (LEXICAL_WEIGHT, 1 - LEXICAL_WEIGHT),
+        rank_constant: int = RRF_K,
     ) -> dict[str, Any]:
         """A hybrid-search pipeline for a `hybrid` query of [lexical, dense] sub-queries (weights in that order).
 
