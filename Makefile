@@ -34,7 +34,7 @@ bench-ingest: install
 	MMRAG_MODEL_DIR=$${MMRAG_MODEL_DIR:-$(SHARED_MODELS)} $(BIN)/python bench/ingest_bench.py
 
 invoke: install  # make invoke FN=SearchFunction EVENT=events/search_text.json [ARGS=--seed]
-	$(BIN)/python scripts/invoke.py $(FN) $(EVENT) $(ARGS)
+	$(BIN)/python -m mmrag_dev.invoke $(FN) $(EVENT) $(ARGS)
 
 bench-cold: install
 	$(BIN)/python bench/cold_import_bench.py

@@ -2,16 +2,14 @@
 requests botocore validates against its service model, answered by botocore's Stubber (exact request, canned answer
 or error) or by a stand-in that scores in-process (dynamic answers, for the Lambda functions). The served names and
 the degrade path run through the real search service inside the SearchFunction / QaFunction handlers of
-scripts/invoke.py's sandbox (moto, the fake OpenSearch, the SageMaker stand-in). Any socket that is not 127.0.0.1 fails
+mmrag_dev's sandbox (moto, the fake OpenSearch, the SageMaker stand-in). Any socket that is not 127.0.0.1 fails
 the test; nothing here reaches AWS (tests/aws/test_bedrock_rerank_real.py does, when asked to)."""
 
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -316,16 +314,6 @@ def test_aws_config_names_the_default_reranker_and_its_region(clean_env):
 
 
 # ---------------------------------------------------------------------------------------------------- in the functions
-def _invoke_module():
-    name = "mmrag_invoke_script"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "invoke.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 class StandInRerank:
     """Bedrock's Rerank API answered in-process, after botocore validated the request: relevance = the share of the
     query's words a document contains. Records every request."""
@@ -361,11 +349,13 @@ class StandInRerank:
 def sandbox() -> Iterator[Any]:
     pytest.importorskip("moto")
     pytest.importorskip("mangum")
-    inv = _invoke_module()
+    from mmrag_dev.sandbox import Sandbox
+    from mmrag_dev.seed import seed_documents
+
     with pytest.MonkeyPatch.context() as mp:
         loopback_only(mp)
-        with inv.Sandbox() as sb:
-            sb.seed_documents()
+        with Sandbox() as sb:
+            seed_documents(sb)
             yield sb
 
 
@@ -393,12 +383,13 @@ QUERY = "how often is the relief valve inspected?"
 
 
 def search(sandbox, **options: Any) -> tuple[int, Any]:
-    inv = _invoke_module()
+    from mmrag_dev.events import json_body  # dev extra (PyYAML): imported only where the sandbox runs
+
     ev = json.loads((ROOT / "events" / "search_text.json").read_text(encoding="utf-8"))
     ev = copy.deepcopy(ev)
     ev["body"] = json.dumps({"query": QUERY, "top_k": 5, "search_options": {"rerank": True, **options}})
     response = sandbox.invoke("SearchFunction", ev)
-    return response["statusCode"], inv._json_body(response)
+    return response["statusCode"], json_body(response)
 
 
 def test_search_reranks_with_bedrock_by_default(sandbox, bedrock):
@@ -469,7 +460,8 @@ def test_throttling_degrades_or_fails_as_the_request_asks(sandbox, bedrock):
 
 
 def test_qa_reranks_through_bedrock_too(sandbox, bedrock):
-    inv = _invoke_module()
+    from mmrag_dev.events import json_body  # dev extra (PyYAML): imported only where the sandbox runs
+
     ev = json.loads((ROOT / "events" / "qa_ask.json").read_text(encoding="utf-8"))
     body = json.loads(ev["body"])
     body["retrieval_config"]["enable_rerank"] = True
@@ -477,13 +469,14 @@ def test_qa_reranks_through_bedrock_too(sandbox, bedrock):
     ev["body"] = json.dumps(body)
     response = sandbox.invoke("QaFunction", ev)
     assert response["statusCode"] == 200, response
-    assert "rerank_error" not in inv._json_body(response)["data"]
+    assert "rerank_error" not in json_body(response)["data"]
     assert len(bedrock["stand_in"].requests) == 1
 
 
 def test_health_lists_the_served_rerankers(sandbox, bedrock):
-    inv = _invoke_module()
+    from mmrag_dev.events import json_body  # dev extra (PyYAML): imported only where the sandbox runs
+
     ev = json.loads((ROOT / "events" / "health.json").read_text(encoding="utf-8"))
-    data = inv._json_body(sandbox.invoke("DocumentsFunction", ev))["data"]
+    data = json_body(sandbox.invoke("DocumentsFunction", ev))["data"]
     assert data["components"]["models"]["rerank"] == {"default": AMAZON, "served": [SAGEMAKER, AMAZON, COHERE]}
     assert not bedrock["stand_in"].requests  # health costs nothing

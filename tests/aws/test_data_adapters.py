@@ -12,8 +12,9 @@ from typing import Any
 import boto3
 import pytest
 
+from mmrag.adapters.aws.dynamo_documents import DynamoDocumentStore
+from mmrag.adapters.aws.dynamo_keys import DynamoKeyStore
 from mmrag.adapters.aws.dynamo_sessions import DynamoSessionStore
-from mmrag.adapters.aws.dynamo_store import DynamoDocumentStore, DynamoKeyStore
 from mmrag.adapters.aws.s3_blobs import S3BlobStore
 from mmrag.adapters.aws.tables import TableNames, create_tables
 from mmrag.core.models import ApiKey, Chunk, Document, ImageRecord, Job, SessionMessage

@@ -1,16 +1,14 @@
 """The Lambda functions of template.yaml, run as Lambda runs them (handler(event, context)) with the events in events/,
-against moto and the stand-ins of scripts/invoke.py: the fake OpenSearch server on 127.0.0.1 behind the real
-OpenSearchVectorIndex, a deterministic SageMaker endpoint behind the real SageMakerEmbedder, moto's Textract.
-Any socket to anything but 127.0.0.1 fails the test."""
+against moto and the stand-ins of mmrag_dev's sandbox (what `make invoke` uses): the fake OpenSearch server on
+127.0.0.1 behind the real OpenSearchVectorIndex, a deterministic SageMaker endpoint behind the real SageMakerEmbedder,
+moto's Textract. Any socket to anything but 127.0.0.1 fails the test."""
 
 from __future__ import annotations
 
 import base64
 import copy
-import importlib.util
 import json
 import socket
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,21 +19,13 @@ pytest.importorskip("moto")
 pytest.importorskip("mangum")
 pytest.importorskip("aws_lambda_powertools")
 
+from mmrag_dev import seed  # noqa: E402 - after the skips: the sandbox needs the dev and aws extras
+from mmrag_dev.events import json_body  # noqa: E402
+from mmrag_dev.fakes import SCANNED_TEXT  # noqa: E402
+from mmrag_dev.sandbox import Sandbox  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
-
-
-def _invoke_module():
-    name = "mmrag_invoke_script"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "invoke.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-inv = _invoke_module()
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +39,7 @@ def sandbox() -> Iterator[Any]:
 
     socket.socket.connect = loopback_only
     try:
-        with inv.Sandbox() as sb:
+        with Sandbox() as sb:
             yield sb
     finally:
         socket.socket.connect = real_connect
@@ -57,7 +47,7 @@ def sandbox() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def seeded(sandbox) -> dict[str, str]:
-    return sandbox.seed_documents()
+    return seed.seed_documents(sandbox)
 
 
 def event(name: str) -> dict[str, Any]:
@@ -86,7 +76,7 @@ def with_path(ev: dict[str, Any], **params: str) -> dict[str, Any]:
 
 def call(sandbox, function: str, ev: dict[str, Any]) -> tuple[int, Any]:
     response = sandbox.invoke(function, ev)
-    return response["statusCode"], inv._json_body(response)
+    return response["statusCode"], json_body(response)
 
 
 def doc_ids(sandbox, tenant: str) -> dict[str, Any]:
@@ -97,7 +87,7 @@ def doc_ids(sandbox, tenant: str) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------------- authorizer
 def test_authorizer_allows_a_stored_key_and_denies_others(sandbox):
-    from mmrag.adapters.aws.dynamo_store import DynamoKeyStore
+    from mmrag.adapters.aws.dynamo_keys import DynamoKeyStore
     from mmrag.aws.routes import usage_key_value
     from mmrag.core.documents import KeyService
     from mmrag.core.keys import hash_api_key
@@ -187,7 +177,7 @@ def test_the_tenant_comes_only_from_the_authorizer_context(sandbox):
 
 
 def test_images_and_metadata_and_delete(sandbox, seeded):
-    image_id = seeded[inv.PLACEHOLDER_IMG]
+    image_id = seeded[seed.PLACEHOLDER_IMG]
     response = sandbox.invoke("DocumentsFunction", with_path(event("images_get.json"), image_id=image_id))
     assert response["statusCode"] == 200 and response["isBase64Encoded"] is True
     assert base64.b64decode(response["body"]).startswith(b"\x89PNG")
@@ -210,7 +200,7 @@ def test_search_routes_answer(sandbox, seeded):
         status, body = call(sandbox, "SearchFunction", event(name))
         assert status == 200, (name, body)
     text = json.dumps(event("search_similar.json"))
-    similar = json.loads(text.replace(inv.PLACEHOLDER_DOC, seeded[inv.PLACEHOLDER_DOC]))
+    similar = json.loads(text.replace(seed.PLACEHOLDER_DOC, seeded[seed.PLACEHOLDER_DOC]))
     status, body = call(sandbox, "SearchFunction", similar)
     assert status == 200, body
 
@@ -255,7 +245,7 @@ def test_upload_url_is_presigned_for_the_callers_incoming_folder(sandbox):
 
 # ---------------------------------------------------------------------------------------------------- ingestion
 def test_s3_event_reports_only_the_bad_object_and_is_idempotent(sandbox):
-    ev = sandbox.ensure_objects(event("s3_via_sqs.json"))
+    ev = seed.ensure_objects(sandbox, event("s3_via_sqs.json"))
     bad_id = ev["Records"][1]["messageId"]
     before = doc_ids(sandbox, "tenant-a")
     result = sandbox.invoke(sandbox.ingest_function(), ev)
@@ -275,7 +265,7 @@ def test_s3_event_reports_only_the_bad_object_and_is_idempotent(sandbox):
 
 
 def test_scanned_pdf_goes_through_textract_and_its_completion(sandbox):
-    ev = sandbox.seed_for(event("textract_complete.json"))  # drops a scanned PDF; ingest starts Textract
+    ev = seed.seed_for(sandbox, event("textract_complete.json"))  # drops a scanned PDF; ingest starts Textract
     waiting = [d for d in doc_ids(sandbox, "tenant-a").values() if d.stages.get("ocr", {}).get("status") == "waiting"]
     assert len(waiting) == 1 and waiting[0].status == "processing"
 
@@ -286,7 +276,7 @@ def test_scanned_pdf_goes_through_textract_and_its_completion(sandbox):
     doc = c.store.get_document("tenant-a", waiting[0].document_id)
     assert doc.status == "completed", doc.error
     chunks = c.store.get_chunks("tenant-a", doc.document_id)
-    assert any(ch.source == "ocr" and inv.SCANNED_TEXT[1] in ch.content for ch in chunks)
+    assert any(ch.source == "ocr" and SCANNED_TEXT[1] in ch.content for ch in chunks)
     assert not c.blobs.list_keys("textract-jobs")
 
     # the whole path: the dropped file is now searchable through the search function and answerable through qa
@@ -305,7 +295,7 @@ def test_scanned_pdf_goes_through_textract_and_its_completion(sandbox):
 
 # ---------------------------------------------------------------------------------------------------- key admin
 def test_keys_admin_registers_one_usage_key_per_class_and_revokes_them(sandbox):
-    from mmrag.adapters.aws.dynamo_store import DynamoKeyStore
+    from mmrag.adapters.aws.dynamo_keys import DynamoKeyStore
     from mmrag.aws import keys_admin
     from mmrag.aws.routes import ENDPOINT_CLASSES, usage_key_value
     from mmrag.core.keys import hash_api_key

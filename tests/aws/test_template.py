@@ -24,19 +24,11 @@ DOC_PATHS = {"/docs", "/openapi.json", "/redoc", "/docs/oauth2-redirect"}
 ML_STACK = ("onnxruntime", "fastembed", "cv2", "rapidocr_onnxruntime")
 
 
-def _invoke_module():
-    name = "mmrag_invoke_script"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "invoke.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    return _invoke_module().load_template(TEMPLATE)
+    from mmrag_dev.template import load_template
+
+    return load_template(TEMPLATE)
 
 
 @pytest.fixture(scope="module")

@@ -60,7 +60,7 @@ def blob_store(tmp_path: Path, request: pytest.FixtureRequest):
 
 
 def document_store(tmp_path: Path, request: pytest.FixtureRequest):
-    from mmrag.adapters.aws.dynamo_store import DynamoDocumentStore
+    from mmrag.adapters.aws.dynamo_documents import DynamoDocumentStore
 
     mocked(request)
     ddb, names = dynamo_tables()
@@ -76,7 +76,7 @@ def session_store(tmp_path: Path, request: pytest.FixtureRequest):
 
 
 def key_store(tmp_path: Path, request: pytest.FixtureRequest):
-    from mmrag.adapters.aws.dynamo_store import DynamoKeyStore
+    from mmrag.adapters.aws.dynamo_keys import DynamoKeyStore
 
     mocked(request)
     ddb, names = dynamo_tables()

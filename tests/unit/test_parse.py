@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import base64
 import io
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,9 +16,10 @@ from pptx.util import Inches as SlideInches
 from pptx.util import Pt
 
 from mmrag.errors import ProcessingError, UnsupportedFormat
-from mmrag.ingest.parse import ParsedDocument, parse_document
+from mmrag.ingest.parsers import ParsedDocument, parse_document
 from tests.samples import build_pdf
 
+ROOT = Path(__file__).resolve().parents[2]
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 DEBIAN_PDF = Path(__file__).resolve().parents[3] / "shared" / "eval" / "corpus" / "debian-reference.en.pdf"
 
@@ -208,7 +211,7 @@ def test_corrupt_docx() -> None:
 def test_zip_bomb_office_files_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     buf = io.BytesIO()
     docx.Document().save(buf)
-    monkeypatch.setattr("mmrag.ingest.parse._MAX_UNZIPPED_BYTES", 10_000)
+    monkeypatch.setattr("mmrag.ingest.parsers.base.MAX_UNZIPPED_BYTES", 10_000)
     with pytest.raises(ProcessingError, match="expands to"):
         parse_document(buf.getvalue(), "docx")
 
@@ -329,3 +332,19 @@ def test_image_document_pixel_limit(bomb_png: bytes) -> None:
 def test_unsupported_format() -> None:
     with pytest.raises(UnsupportedFormat):
         parse_document(b"\x7fELF", "unknown")
+
+
+def test_a_format_library_is_loaded_only_to_parse_that_format() -> None:
+    """The API functions import mmrag.core (and with it the parsers package) but only sniff uploads: no pdfium,
+    python-docx, python-pptx or BeautifulSoup until a document of that format is parsed."""
+    libraries = ("pypdfium2", "docx", "pptx", "bs4")
+    code = (
+        "import sys; sys.path.insert(0, 'shared'); import mmrag.core.ingestion; "
+        "from mmrag.ingest.parsers import parse_document; "
+        f"loaded = lambda: [m for m in {libraries!r} if m in sys.modules]; print(loaded()); "
+        "parse_document(b'plain text', 'text'); print(loaded()); "
+        "parse_document(b'<p>html</p>', 'html'); print(loaded())"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:3] == ["[]", "[]", "['bs4']"]

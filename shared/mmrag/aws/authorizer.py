@@ -38,14 +38,14 @@ _key_store: Any = None
 def key_store() -> Any:
     global _key_store
     if _key_store is None:
-        from mmrag.adapters.aws.dynamo_store import DynamoKeyStore
+        from mmrag.adapters.aws.dynamo_keys import DynamoKeyStore
 
         _key_store = DynamoKeyStore(os.environ.get("MMRAG_API_KEYS_TABLE", "mmrag-api-keys"))
     return _key_store
 
 
 def set_key_store(store: Any) -> None:
-    """Tests and scripts/invoke.py: use this key store instead of the one from the environment."""
+    """Tests and mmrag_dev's sandbox: use this key store instead of the one from the environment."""
     global _key_store
     _key_store = store
 

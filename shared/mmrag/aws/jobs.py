@@ -264,7 +264,7 @@ class PageTextOcr:
 def page_renders(c: Any, doc: Document, raw: bytes) -> dict[str, int]:
     """Fingerprints of the page renders the pipeline will OCR, by parsing the PDF as the pipeline does."""
     from mmrag.ingest.images import open_image
-    from mmrag.ingest.parse import parse_document
+    from mmrag.ingest.parsers import parse_document
 
     opts, limits = _options(doc), c.pipeline.limits
     parsed = parse_document(

@@ -92,7 +92,7 @@ def revoke(stack: Stack, key_store: Any, apigateway: Any, key_id: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     import boto3
 
-    from mmrag.adapters.aws.dynamo_store import DynamoKeyStore
+    from mmrag.adapters.aws.dynamo_keys import DynamoKeyStore
 
     parser = argparse.ArgumentParser(prog="python -m mmrag.aws.keys_admin", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", required=True, help="the CloudFormation stack name given to sam deploy")

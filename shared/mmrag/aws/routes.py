@@ -1,7 +1,7 @@
 """Every route of the HTTP API on AWS: which Lambda function serves it and which rate-limit class it counts against.
 
 One table, three readers: the authorizer (rate-limit class -> usage-plan key), the template test (the template's API
-events and the app's routes must both equal this table) and scripts/invoke.py (which event file shows each route).
+events and the app's routes must both equal this table) and mmrag_dev's sandbox (which event file shows each route).
 The classes are the contract's (section 6) and the ones mmrag.api.deps assigns: upload, query, search, qa; the
 health check has none (no key needed).
 """

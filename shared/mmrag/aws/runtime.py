@@ -1,7 +1,7 @@
 """The one container of a Lambda execution environment, built on the first invocation (not at import, so that the
 import stays cheap and a misconfiguration shows up as an error response with a log line, not an init crash).
 
-scripts/invoke.py and the tests replace how it is built with `configure(factory)`.
+mmrag_dev's sandbox (`make invoke`) and the tests replace how it is built with `configure(factory)`.
 """
 
 from __future__ import annotations

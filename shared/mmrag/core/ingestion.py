@@ -23,6 +23,7 @@ from mmrag.core.ports import BlobStore, ClipEmbedder, DocumentStore, OcrEngine, 
 from mmrag.errors import ProcessingError, ServiceUnavailable
 from mmrag.ingest.chunking import chunk_text
 from mmrag.ingest.images import open_image, thumbnail_png, to_png
+from mmrag.ingest.parsers import parse_document  # loads a format's library only to parse that format
 from mmrag.text.tokens import split_sentences
 
 log = logging.getLogger(__name__)
@@ -223,10 +224,6 @@ class IngestionPipeline:
 
     # ------------------------------------------------------------------ the work
     def _build(self, doc: Document, stages: _Stages) -> tuple[list[Chunk], list[ImageRecord], list[IndexItem]]:
-        # imported here: the parsers pull in pdfium, python-docx, python-pptx and BeautifulSoup, which the API
-        # functions on Lambda never need (they only sniff uploads)
-        from mmrag.ingest.parse import parse_document
-
         opts = {**DEFAULT_OPTIONS, **doc.processing_options}
         raw = self.blobs.get(doc.blob_key)
         if raw is None:

@@ -17,7 +17,7 @@ Differences from the local container:
 Nothing in this module imports fastembed, onnxruntime, OpenCV or RapidOCR (RapidOCR only when MMRAG_OCR_ENGINE is
 rapidocr, which only the container-image ingest function sets).
 
-Every part can be passed in (tests, scripts/invoke.py): store, key_store, sessions, blobs, index, embedder (an object
+Every part can be passed in (tests, mmrag_dev's sandbox): store, key_store, sessions, blobs, index, embedder (an object
 with .text, .clip and .reranker, like SageMakerEmbedder), ocr, generators (a list), and boto3 clients in `clients`
 (keys: dynamodb, s3, sqs, textract, secretsmanager, sagemaker-runtime, bedrock-runtime, bedrock-agent-runtime).
 """
@@ -82,13 +82,13 @@ class AwsContainer:
         if "store" in parts:
             self.store = parts.pop("store")
         else:
-            from mmrag.adapters.aws.dynamo_store import DynamoDocumentStore
+            from mmrag.adapters.aws.dynamo_documents import DynamoDocumentStore
 
             self.store = DynamoDocumentStore(names, client=self.client("dynamodb"))
         if "key_store" in parts:
             self.key_store = parts.pop("key_store")
         else:
-            from mmrag.adapters.aws.dynamo_store import DynamoKeyStore
+            from mmrag.adapters.aws.dynamo_keys import DynamoKeyStore
 
             self.key_store = DynamoKeyStore(cfg.api_keys_table, client=self.client("dynamodb"))
         if "sessions" in parts:

@@ -15,16 +15,8 @@ from typing import Any
 
 import boto3
 
-from mmrag.adapters.aws.dynamo_store import (
-    Item,
-    batch_write,
-    decode_item,
-    delete_requests,
-    encode_item,
-    put_requests,
-    query_all,
-    to_av,
-)
+from mmrag.adapters.aws.dynamo_codec import Item, decode_item, encode_item, to_av
+from mmrag.adapters.aws.dynamo_io import batch_write, delete_requests, put_requests, query_all
 from mmrag.adapters.aws.tables import SESSION_TTL_ATTRIBUTE
 from mmrag.core.models import Session, SessionMessage, utcnow
 

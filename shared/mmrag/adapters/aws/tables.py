@@ -20,7 +20,7 @@ api_keys — pk key_hash, so authentication (and seeing a revocation) is one str
     GSIs: by_key_id (key_id, for revoke) and by_tenant (tenant / created_at).
 
 GSI reads are eventually consistent (usually well under a second behind); where that matters it is noted at the
-call site in dynamo_store.py.
+call site in dynamo_documents.py, dynamo_jobs.py and dynamo_keys.py.
 """
 
 from __future__ import annotations
