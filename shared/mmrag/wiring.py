@@ -96,7 +96,9 @@ class LocalContainer:
             known,
             passage_tokens=settings.rerank_passage_tokens,
         )
-        self.search = SearchService(self.store, self.index, self.text_embedder, self.clip, self.rerankers)
+        self.search = SearchService(
+            self.store, self.index, self.text_embedder, self.clip, self.rerankers, decode_image=self.decode_query_image
+        )
         self._fetch = fetch
         from mmrag.adapters.generators.extractive import ExtractiveGenerator
         from mmrag.adapters.local.sqlite_sessions import SqliteSessionStore

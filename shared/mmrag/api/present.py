@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import Request
 
 from mmrag.core.models import Chunk, Document, ImageRecord
+from mmrag.core.search import MultimodalResults, Scored, SearchOutcome
+from mmrag.text.analyzer import highlight
 
 
 def human_size(n: int) -> str:
@@ -131,4 +134,124 @@ def document_detail(request: Request, doc: Document, chunks: list[Chunk], images
             },
         }
     )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- search results
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 6)
+
+
+def result_document_meta(r: Scored) -> dict[str, Any]:
+    d = r.document
+    if d is None:
+        return {}
+    m = d.metadata
+    return {
+        "title": m.get("title"),
+        "source": m.get("source"),
+        "category": m.get("category"),
+        "tags": m.get("tags"),
+        "author": m.get("author"),
+        "document_type": d.document_type,
+    }
+
+
+def search_extra(outcome: SearchOutcome, started: float) -> dict[str, Any]:
+    out: dict[str, Any] = {"search_time": round(time.perf_counter() - started, 5), "timings": outcome.timings}
+    if outcome.rerank_error:
+        out["rerank_error"] = outcome.rerank_error
+    return out
+
+
+def text_result(r: Scored, query: str, include_content: bool, include_metadata: bool) -> dict[str, Any]:
+    ch = r.chunk
+    assert ch is not None
+    item: dict[str, Any] = {
+        "chunk_id": r.item_id,
+        "document_id": ch.document_id,
+        "similarity_score": _r(r.score),
+        "scores": {k: _r(v) for k, v in r.scores.items()},
+        "position": {"chunk_index": ch.chunk_index, "page_number": ch.page_number},
+        "source": ch.source,
+    }
+    if r.rerank_score is not None:
+        item["rerank_score"] = _r(r.rerank_score)
+    if include_content:
+        item["content"] = ch.content
+        item["highlight"] = {"content": highlight(ch.content, query)}
+    if include_metadata:
+        item["metadata"] = result_document_meta(r)
+    if ch.image_id:
+        item["image_id"] = ch.image_id
+    return item
+
+
+def image_result(request: Request, r: Scored) -> dict[str, Any]:
+    img = r.image
+    assert img is not None
+    url, thumb = image_urls(request, img.image_id)
+    return {
+        "image_id": img.image_id,
+        "document_id": img.document_id,
+        "image_url": url,
+        "thumbnail_url": thumb,
+        "similarity_score": _r(r.score),
+        "scores": {k: _r(v) for k, v in r.scores.items()},
+        "caption": img.caption or img.ocr_text,
+        "metadata": {
+            **result_document_meta(r),
+            "position": img.position,
+            "page_number": img.page_number,
+            "size": f"{img.width}x{img.height}",
+        },
+        "related_text": {"before": img.text_before, "after": img.text_after},
+    }
+
+
+def multimodal_results(request: Request, found: MultimodalResults) -> dict[str, Any]:
+    results = []
+    for hit in found.hits:
+        r = hit.result
+        item: dict[str, Any] = {
+            "result_id": r.item_id,
+            "result_type": hit.result_type,
+            "document_id": r.document.document_id if r.document else None,
+            "content": {
+                "text": hit.text,
+                "images": [
+                    {
+                        "image_id": i.image_id,
+                        "image_url": image_urls(request, i.image_id)[0],
+                        "thumbnail_url": image_urls(request, i.image_id)[1],
+                        "caption": i.caption,
+                    }
+                    for i in hit.images
+                ],
+            },
+            "scores": {
+                "text_similarity": _r(r.scores.get("text")),
+                "image_similarity": _r(r.scores.get("image")),
+                "combined_score": _r(r.score),
+                "rerank_score": _r(r.rerank_score),
+                "components": {k: _r(v) for k, v in r.scores.items()},
+            },
+            "metadata": result_document_meta(r),
+        }
+        if r.chunk is not None:
+            item["position"] = {"chunk_index": r.chunk.chunk_index, "page_number": r.chunk.page_number}
+        results.append(item)
+    out: dict[str, Any] = {"total_results": len(results), "results": results}
+    if found.groups is not None:
+        out["aggregation"] = {
+            "by_document": [
+                {
+                    "document_id": g.document_id,
+                    "match_count": g.match_count,
+                    "avg_score": round(g.avg_score, 6),
+                    "max_score": round(g.max_score, 6),
+                }
+                for g in found.groups
+            ]
+        }
     return out

@@ -52,6 +52,17 @@ class HistoryTurn:
 
 
 @dataclass
+class ChatTurn:
+    session_id: str
+    prep: Prepared
+    final: dict[str, Any]
+    history_turns: int  # user turns the answer could lean on
+    history_query: str | None  # what joined the search from the history
+    suggestions: list[str]
+    saved: bool
+
+
+@dataclass
 class AskParams:
     question: str
     question_image: str | None = None
@@ -421,6 +432,48 @@ class AnswerService:
             yield {"type": "error", "data": {"error_code": "INTERNAL_ERROR", "message": type(exc).__name__}}
 
     # ------------------------------------------------------------------ chat
+    def chat(
+        self,
+        tenant: str,
+        p: AskParams,
+        session_id: str | None,
+        history: list[tuple[str, str, list[str]]] | None,
+        save: bool,
+    ) -> ChatTurn:
+        """One conversation turn: the history from the request (role, content, pictures as base64/URLs) or else
+        from the stored session, the history joined to the search when asked, the answer, and the turn saved."""
+        session_id = session_id or new_id("session")
+        if history is not None:
+            turns = [
+                HistoryTurn(role, content, [pil_to_gen(self.decode_image(i)) for i in images[:2]])
+                for role, content, images in history
+            ]
+        else:
+            turns = self.history_from_session(tenant, session_id)
+        p.history = turns
+        context = self.context_query(turns) if p.use_history_context else None
+        prep, final = self.ask(tenant, p, context_text=context)
+        if save:
+            q_img = self.decode_image(p.question_image) if p.question_image else None
+            cited = [(s.source_id, s.document_id, round(s.relevance, 6)) for s in prep.sources]
+            self.save_turn(
+                tenant,
+                session_id,
+                p.question,
+                q_img,
+                final["answer"],
+                [{"source_id": i, "document_id": d, "relevance_score": r} for i, d, r in cited],
+            )
+        return ChatTurn(
+            session_id=session_id,
+            prep=prep,
+            final=final,
+            history_turns=sum(1 for t in turns if t.role == "user"),
+            history_query=context,
+            suggestions=follow_up_suggestions(prep, final["reasoning"]["answer_based_on"]),
+            saved=save,
+        )
+
     def history_from_session(self, tenant: str, session_id: str) -> list[HistoryTurn]:
         session = self.sessions.get_session(tenant, session_id)
         if session is None:

@@ -63,6 +63,38 @@ class SearchOutcome:
     reranked: bool = False
 
 
+@dataclass
+class MultimodalHit:
+    result: Scored
+    result_type: str  # text | image | mixed
+    images: list[ImageRecord]
+    text: str
+
+
+@dataclass
+class DocumentGroup:
+    document_id: str
+    match_count: int
+    avg_score: float
+    max_score: float
+
+
+@dataclass
+class MultimodalResults:
+    outcome: SearchOutcome
+    hits: list[MultimodalHit]
+    groups: list[DocumentGroup] | None
+
+
+def _by_document(hits: list[MultimodalHit]) -> list[DocumentGroup]:
+    scores: dict[str, list[float]] = {}
+    for h in hits:
+        if h.result.document is not None:
+            scores.setdefault(h.result.document.document_id, []).append(h.result.score or 0.0)
+    groups = [DocumentGroup(d, len(v), sum(v) / len(v), max(v)) for d, v in scores.items()]
+    return sorted(groups, key=lambda g: -g.max_score)
+
+
 class Timer:
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
@@ -147,10 +179,83 @@ class SearchService:
         text_embedder: TextEmbedder,
         clip: ClipEmbedder,
         rerankers: Rerankers,
+        decode_image: Callable[[str], Any] | None = None,
     ):
         self.docs, self.index = docs, index
         self.text_embedder, self.clip = text_embedder, clip
         self.rerankers = rerankers
+        self.decode_image = decode_image  # a query picture (base64 or URL) → PIL image, pixel-limited
+
+    # ------------------------------------------------------------------ use cases of the search endpoints
+    def query_image_vector(self, value: str, timer: Timer) -> np.ndarray:
+        if self.decode_image is None:
+            raise InvalidParameter("this service does not take query pictures")
+        img = timer.run("decode_image", lambda: self.decode_image(value))
+        return timer.run("encode_image", lambda: self.clip.embed_images([img])[0])
+
+    def find_images(
+        self,
+        tenant: str,
+        query_type: str,
+        query_image: str | None,
+        query_text: str | None,
+        top_k: int,
+        filters: SearchFilters,
+        threshold: float | None,
+    ) -> SearchOutcome:
+        """Pictures by a picture (CLIP) or by words (CLIP + the pictures' OCR and page text)."""
+        timer = Timer()
+        if query_type == "image":
+            if not query_image:
+                raise InvalidParameter("query_image is required when query_type is image")
+            vec = self.query_image_vector(query_image, timer)
+            return self.image_by_image(tenant, vec, top_k, filters, threshold, timer)
+        if not (query_text or "").strip():
+            raise InvalidParameter("query_text is required when query_type is text")
+        return self.image_by_text(tenant, query_text or "", top_k, filters, threshold, timer)
+
+    def find_multimodal(
+        self,
+        tenant: str,
+        query_text: str | None,
+        query_image: str | None,
+        top_k: int,
+        filters: SearchFilters,
+        weights: dict[str, float],
+        strategy: str,
+        threshold: float | None,
+        rerank: RerankOptions,
+        modalities: Sequence[str] = ("text", "image", "mixed"),
+        group_by_document: bool = False,
+    ) -> MultimodalResults:
+        """Text and a picture in one query: results typed text / image / mixed (a chunk printed in a picture),
+        filtered to the wanted modalities, and optionally grouped by document."""
+        text = (query_text or "").strip() or None
+        if not text and not query_image:
+            raise InvalidParameter("give query_text, query_image or both")
+        bad = set(modalities) - {"text", "image", "mixed"}
+        if bad:
+            raise InvalidParameter(f"return_modalities: unknown {', '.join(sorted(bad))}")
+        timer = Timer()
+        vec = self.query_image_vector(query_image, timer) if query_image else None
+        # over-fetch: the modality filter below may drop some of them
+        outcome = self.multimodal(
+            tenant, text, vec, top_k * 3, filters, weights, strategy, threshold, rerank, timer
+        )
+        linked = self.images_for(tenant, [r.chunk.image_id for r in outcome.results if r.chunk])
+        hits: list[MultimodalHit] = []
+        for r in outcome.results:
+            if r.chunk is not None:
+                img = linked.get(r.chunk.image_id) if r.chunk.image_id else None
+                hit = MultimodalHit(r, "mixed" if img else "text", [img] if img else [], r.chunk.content)
+            else:
+                hit = MultimodalHit(r, "image", [r.image] if r.image else [], r.image.caption if r.image else "")
+            if hit.result_type in modalities:
+                hits.append(hit)
+            if len(hits) >= top_k:
+                break
+        groups = _by_document(hits) if group_by_document else None
+        return MultimodalResults(outcome, hits, groups)
 
     # ------------------------------------------------------------------ text
     def text(

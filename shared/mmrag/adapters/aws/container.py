@@ -144,7 +144,9 @@ class AwsContainer:
             getattr(embedder, "reranker", None),
             rerank_client,
         )
-        self.search = SearchService(self.store, self.index, self.text_embedder, self.clip, self.rerankers)
+        self.search = SearchService(
+            self.store, self.index, self.text_embedder, self.clip, self.rerankers, decode_image=self.decode_query_image
+        )
 
         keys = KeyService(self.key_store, settings.bootstrap_keys)
         if cfg.trust_authorizer:

@@ -14,34 +14,11 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from mmrag.api import present
 from mmrag.api.deps import Caller, container, qa_caller, query_caller
 from mmrag.api.envelope import ok
-from mmrag.api.routes.search import to_filters
+from mmrag.api.inputs import to_params
 from mmrag.api.schemas import AskRequest, ChatRequest
-from mmrag.core.answering import AskParams, HistoryTurn, Prepared, follow_up_suggestions, pil_to_gen
-from mmrag.core.models import new_id
+from mmrag.core.answering import Prepared
 
 router = APIRouter(prefix="/api/v1/qa", tags=["qa"])
-
-
-def to_params(body: AskRequest) -> AskParams:
-    rc, gc, op = body.retrieval_config, body.generation_config, body.options
-    return AskParams(
-        question=body.question,
-        question_image=body.question_image,
-        context_images=body.context_images,
-        top_k=rc.top_k,
-        similarity_threshold=rc.similarity_threshold,
-        enable_rerank=rc.enable_rerank,
-        search_mode=rc.search_mode,
-        filters=to_filters(body.filters),
-        model=gc.model,
-        temperature=gc.temperature,
-        max_tokens=gc.max_tokens,
-        include_sources=op.include_sources,
-        include_images=op.include_images,
-        language=op.language,
-        use_history_context=rc.use_history_context,
-        history_weight=rc.history_weight,
-    )
 
 
 def images_payload(request: Request, prep: Prepared) -> list[dict[str, Any]]:
@@ -107,41 +84,18 @@ async def ask_stream(body: AskRequest, request: Request, caller: Caller = Depend
 
 @router.post("/chat", summary="A conversation turn: history from the session store or the request")
 def chat(body: ChatRequest, request: Request, caller: Caller = Depends(qa_caller), c=Depends(container)):
-    svc = c.answers
-    params = to_params(body)
-    session_id = body.session_id or new_id("session")
-    if body.history is not None:
-        history = [
-            HistoryTurn(m.role, m.content, [pil_to_gen(c.decode_query_image(i)) for i in m.images[:2]])
-            for m in body.history
-        ]
-    else:
-        history = svc.history_from_session(caller.tenant, session_id)
-    params.history = history
-    context = svc.context_query(history) if params.use_history_context else None
-    prep, final = svc.ask(caller.tenant, params, context_text=context)
-    data = _answer_data(request, c, prep, final)
-    data["session_id"] = session_id
+    history = None if body.history is None else [(m.role, m.content, m.images) for m in body.history]
+    turn = c.answers.chat(caller.tenant, to_params(body), body.session_id, history, save=body.options.save_session)
+    data = _answer_data(request, c, turn.prep, turn.final)
+    data["session_id"] = turn.session_id
     data["context_used"] = {
-        "history_turns": sum(1 for t in history if t.role == "user"),
-        "retrieved_chunks": sum(1 for s in prep.sources if s.kind == "chunk"),
-        "retrieved_images": len(prep.images),
-        "history_query": context,
+        "history_turns": turn.history_turns,
+        "retrieved_chunks": sum(1 for s in turn.prep.sources if s.kind == "chunk"),
+        "retrieved_images": len(turn.prep.images),
+        "history_query": turn.history_query,
     }
-    data["follow_up_suggestions"] = follow_up_suggestions(prep, final["reasoning"]["answer_based_on"])
-    if body.options.save_session:
-        q_img = c.decode_query_image(body.question_image) if body.question_image else None
-        svc.save_turn(
-            caller.tenant,
-            session_id,
-            body.question,
-            q_img,
-            final["answer"],
-            [{k: s[k] for k in ("source_id", "document_id", "relevance_score")} for s in svc.source_dicts(prep)],
-        )
-        data["session_saved"] = True
-    else:
-        data["session_saved"] = False
+    data["follow_up_suggestions"] = turn.suggestions
+    data["session_saved"] = turn.saved
     return ok(data, "问答成功")
 
 
