@@ -21,8 +21,8 @@ DEFAULT_MODELS = ROOT.parent / "shared" / "models"
 
 
 def container(data_dir: Path):
+    from mmrag.composition import build_container
     from mmrag.settings import Settings
-    from mmrag.wiring import build_container
 
     os.environ.setdefault("MMRAG_MODEL_DIR", str(DEFAULT_MODELS))
     os.environ.setdefault("MMRAG_TEXT_MODEL", "sentence-transformers/all-MiniLM-L6-v2")

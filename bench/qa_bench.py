@@ -61,8 +61,8 @@ def start_server(data_dir: Path, provider_url: str):
     import uvicorn
 
     from mmrag.api.app import create_app
+    from mmrag.composition import build_container
     from mmrag.settings import Settings
-    from mmrag.wiring import build_container
 
     settings = Settings(
         data_dir=data_dir,

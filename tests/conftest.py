@@ -58,7 +58,7 @@ class LiveServer:
         import uvicorn
 
         from mmrag.api.app import create_app
-        from mmrag.wiring import build_container
+        from mmrag.composition import build_container
 
         self.container = build_container(settings)
         self.app = create_app(self.container)

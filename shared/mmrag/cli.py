@@ -19,7 +19,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from mmrag.api.app import create_app
-    from mmrag.wiring import build_container
+    from mmrag.composition import build_container
 
     settings = _settings(args.data_dir)
     app = create_app(build_container(settings))

@@ -161,7 +161,7 @@ class Sandbox:
 
     def container_factory(self) -> Callable[[], Any]:
         def build() -> Any:
-            from mmrag.adapters.aws.container import AwsContainer
+            from mmrag.composition.aws import AwsContainer
             from mmrag.settings import Settings
 
             return AwsContainer(Settings(), index=self.index, clients={"sagemaker-runtime": self.encoders.client()})

@@ -53,9 +53,9 @@ def file_server():
 
 
 def test_upload_by_url_fetches_through_the_guard(tmp_path, file_server):
+    from mmrag.composition import build_container
     from mmrag.errors import InvalidParameter
     from mmrag.security.fetch import fetch_url
-    from mmrag.wiring import build_container
 
     c = build_container(settings_for(tmp_path))
     c.start()
@@ -112,7 +112,7 @@ def test_ingest_command_walks_folders(tmp_path):
     result = _mmrag("ingest", str(folder), "--tenant", "acme", "--tags", "bulk", data_dir=tmp_path / "data")
     assert result.returncode == 1, "one file was not ingestible"
     assert "ingested 2 of 3 files" in result.stdout and "junk.bin" in result.stderr
-    from mmrag.wiring import build_container
+    from mmrag.composition import build_container
 
     c = build_container(settings_for(tmp_path / "data"), start_workers=False)
     total, docs = c.store.list_documents("acme", tags=["bulk"])

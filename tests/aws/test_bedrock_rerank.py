@@ -290,7 +290,7 @@ def clean_env(monkeypatch):
 
 
 def test_aws_config_names_the_default_reranker_and_its_region(clean_env):
-    from mmrag.aws.config import AwsConfig
+    from mmrag.composition.aws_config import AwsConfig
     from mmrag.settings import Settings
 
     env = {"AWS_REGION": "eu-west-1"}
@@ -367,7 +367,7 @@ def bedrock(sandbox, monkeypatch) -> Iterator[dict[str, Any]]:
 
     def factory() -> Any:
         def build() -> Any:
-            from mmrag.adapters.aws.container import AwsContainer
+            from mmrag.composition.aws import AwsContainer
             from mmrag.settings import Settings
 
             clients = {"sagemaker-runtime": sandbox.encoders.client(), "bedrock-agent-runtime": state["client"]}

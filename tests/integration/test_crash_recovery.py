@@ -93,7 +93,7 @@ def test_kill_9_during_ingestion_resumes_cleanly(tmp_path):
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
     # nothing orphaned: the index holds exactly this document's chunks and images, the blob store its files
-    from mmrag.wiring import build_container
+    from mmrag.composition import build_container
 
     c = build_container(settings_for(tmp_path), start_workers=False)
     assert len(c.index.item_ids("tenant-a", doc_id)) == len(d["chunks"]) + len(d["images"])
@@ -102,8 +102,8 @@ def test_kill_9_during_ingestion_resumes_cleanly(tmp_path):
 
 
 def test_interrupted_delete_and_orphan_upload_are_finished_at_start(tmp_path):
+    from mmrag.composition import build_container
     from mmrag.core import keys
-    from mmrag.wiring import build_container
 
     first = build_container(settings_for(tmp_path))
     first.start()
@@ -133,8 +133,8 @@ def test_interrupted_delete_and_orphan_upload_are_finished_at_start(tmp_path):
 
 @pytest.mark.parametrize("attempts", [4])
 def test_a_job_that_keeps_crashing_gives_up_and_fails(tmp_path, attempts):
+    from mmrag.composition import build_container
     from mmrag.core.models import Job
-    from mmrag.wiring import build_container
 
     c = build_container(settings_for(tmp_path), start_workers=False)
     doc = c.documents.upload("tenant-a", "text", content="text", wait=False)
@@ -174,7 +174,7 @@ class FlakyEmbedder:
 
 @pytest.mark.parametrize("failures,expected", [(1, "completed"), (5, "failed")])
 def test_a_briefly_unavailable_model_is_retried_then_given_up(tmp_path, failures, expected):
-    from mmrag.wiring import build_container
+    from mmrag.composition import build_container
 
     c = build_container(settings_for(tmp_path, max_job_attempts=2))
     c.pipeline.text_embedder = FlakyEmbedder(c.text_embedder, failures)

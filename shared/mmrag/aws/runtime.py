@@ -16,7 +16,7 @@ _factory: Callable[[], Any] | None = None
 
 
 def default_factory() -> Any:
-    from mmrag.adapters.aws.container import AwsContainer
+    from mmrag.composition.aws import AwsContainer
     from mmrag.settings import Settings
 
     return AwsContainer(Settings())

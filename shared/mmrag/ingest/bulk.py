@@ -26,9 +26,9 @@ def collect(paths: list[str]) -> list[Path]:
 def ingest_paths(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from mmrag.composition import build_container
     from mmrag.ingest.sniff import DOCUMENT_TYPE_FOR_FORMAT, sniff
     from mmrag.settings import Settings
-    from mmrag.wiring import build_container
 
     overrides = {"data_dir": Path(args.data_dir)} if args.data_dir else {}
     settings = Settings(**overrides)

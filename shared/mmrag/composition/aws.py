@@ -1,4 +1,4 @@
-"""The service container on AWS: the same attributes as mmrag.wiring.LocalContainer, built from the AWS adapters.
+"""The service container on AWS: the same attributes as the local one (mmrag.composition.local), from AWS adapters.
 
 S3 (blobs), DynamoDB (documents, chunks, images, jobs, sessions, API keys), OpenSearch (vectors + BM25), one
 SageMaker endpoint (text encoder, CLIP pair, a cross-encoder), Bedrock's Rerank API (the default rerankers, see
@@ -29,10 +29,11 @@ import logging
 from functools import cached_property
 from typing import Any
 
-from mmrag.api.ratelimit import RateLimiter
-from mmrag.aws.config import AwsConfig
+from mmrag.composition.aws_config import AwsConfig
+from mmrag.composition.common import answer_service, build_generators, query_image_decoder
 from mmrag.core.documents import DocumentLocks, DocumentService, KeyService
 from mmrag.core.ingestion import IngestionPipeline, IngestLimits
+from mmrag.core.ratelimit import RateLimiter
 from mmrag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ class AwsContainer:
             return fetch_url(url, max_bytes=max_bytes, timeout=settings.fetch_timeout_s).data
 
         self._fetch = fetch
+        self.decode_query_image = query_image_decoder(settings, fetch)
         self._job_queue: Any = None
         self.documents = self.document_service(self.submit_job)
 
@@ -258,7 +260,6 @@ class AwsContainer:
     def generators(self) -> Any:
         from mmrag.adapters.generators.extractive import ExtractiveGenerator
         from mmrag.core.answering import GeneratorRegistry
-        from mmrag.wiring import build_generators
 
         s = self.settings
         if self._generators_override is not None:
@@ -277,22 +278,7 @@ class AwsContainer:
 
     @cached_property
     def answers(self) -> Any:
-        from mmrag.core.answering import AnswerService
-
-        return AnswerService(
-            self.search,
-            self.blobs,
-            self.sessions,
-            self.generators,
-            self.decode_query_image,
-            lambda img: self.clip.embed_images([img])[0],
-        )
-
-    def decode_query_image(self, value: str) -> Any:
-        """A query picture from base64 or an http(s) URL (fetched through the SSRF guard), pixel-limited."""
-        from mmrag.core.documents import decode_image_value
-
-        return decode_image_value(value, self._fetch, self.settings.max_upload_bytes, self.settings.max_image_pixels)
+        return answer_service(self)
 
     # ------------------------------------------------------------------ uploads straight to S3
     def presign_upload(

@@ -7,10 +7,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from mmrag.api.ratelimit import RateLimiter
+from mmrag.composition.common import answer_service, generator_registry, query_image_decoder
 from mmrag.core.documents import DocumentLocks, DocumentService, KeyService
 from mmrag.core.ingestion import IngestionPipeline, IngestLimits
 from mmrag.core.jobs import ThreadJobRunner
+from mmrag.core.ratelimit import RateLimiter
 from mmrag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ class LocalContainer:
         def fetch(url: str, max_bytes: int) -> bytes:
             return fetch_url(url, max_bytes=max_bytes, timeout=settings.fetch_timeout_s).data
 
+        self.decode_query_image = query_image_decoder(settings, fetch)
+
         self.documents = DocumentService(
             self.store,
             self.blobs,
@@ -102,29 +105,13 @@ class LocalContainer:
         self._fetch = fetch
         from mmrag.adapters.generators.extractive import ExtractiveGenerator
         from mmrag.adapters.local.sqlite_sessions import SqliteSessionStore
-        from mmrag.core.answering import AnswerService, GeneratorRegistry
 
         self.sessions = SqliteSessionStore(root / "mmrag.sqlite")
-        self.generators = GeneratorRegistry(
-            build_generators(settings, ExtractiveGenerator(self.text_embedder)), settings.answer_model or None
-        )
-        self.answers = AnswerService(
-            self.search,
-            self.blobs,
-            self.sessions,
-            self.generators,
-            self.decode_query_image,
-            lambda img: self.clip.embed_images([img])[0],
-        )
+        self.generators = generator_registry(settings, ExtractiveGenerator(self.text_embedder))
+        self.answers = answer_service(self)
         self.keys = KeyService(self.key_store, settings.bootstrap_keys)
         self.rate_limiter = RateLimiter(settings.rate_limit_table)
         self._warm: threading.Thread | None = None
-
-    def decode_query_image(self, value: str) -> Any:
-        """A query picture from base64 or an http(s) URL (fetched through the SSRF guard), pixel-limited."""
-        from mmrag.core.documents import decode_image_value
-
-        return decode_image_value(value, self._fetch, self.settings.max_upload_bytes, self.settings.max_image_pixels)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -184,54 +171,3 @@ class LocalContainer:
             "models": models,
             "ocr": ocr,
         }
-
-
-def build_generators(settings: Settings, extractive: Any) -> list[Any]:
-    """Answer providers from configuration; the configured one comes first, the extractive answerer is always there."""
-    generators: list[Any] = []
-    wanted = settings.answer_provider
-    if wanted in ("auto", "anthropic") and settings.anthropic_api_key:
-        from mmrag.adapters.generators.anthropic_claude import AnthropicGenerator
-
-        generators.append(
-            AnthropicGenerator(
-                api_key=settings.anthropic_api_key,
-                models=settings.list_of(settings.anthropic_models) or None,
-                base_url=settings.anthropic_base_url or None,
-            )
-        )
-    if wanted in ("auto", "openai") and settings.openai_base_url:
-        from mmrag.adapters.generators.openai_compatible import OpenAICompatibleGenerator
-
-        generators.append(
-            OpenAICompatibleGenerator(
-                base_url=settings.openai_base_url,
-                api_key=settings.openai_api_key or None,
-                models=settings.list_of(settings.openai_models) or ["glm-4v-flash"],
-                vision_models=settings.list_of(settings.openai_vision_models) or None,
-            )
-        )
-    if wanted == "bedrock" or (wanted == "auto" and settings.bedrock_models):
-        from mmrag.adapters.generators.bedrock_converse import BedrockGenerator
-
-        generators.append(
-            BedrockGenerator(
-                region=settings.bedrock_region or None, models=settings.list_of(settings.bedrock_models) or None
-            )
-        )
-    if wanted not in ("auto", "extractive", "anthropic", "openai", "bedrock"):
-        raise ValueError(f"unknown MMRAG_ANSWER_PROVIDER {wanted!r}")
-    if wanted in ("anthropic", "openai", "bedrock") and not generators:
-        raise ValueError(f"MMRAG_ANSWER_PROVIDER={wanted} but its settings are missing (see the README)")
-    generators.append(extractive)
-    return generators
-
-
-def build_container(settings: Settings, **kwargs: Any):
-    if settings.backend == "local":
-        return LocalContainer(settings, **kwargs)
-    if settings.backend == "aws":
-        from mmrag.adapters.aws.container import AwsContainer  # type: ignore[import-not-found]
-
-        return AwsContainer(settings, **kwargs)
-    raise ValueError(f"unknown MMRAG_BACKEND {settings.backend!r}: use local or aws")
