@@ -171,3 +171,12 @@ class LocalContainer:
             "models": models,
             "ocr": ocr,
         }
+
+
+def local_key_service(settings: Settings) -> KeyService:
+    """The API keys of a local data dir, without starting the service (`mmrag keys`)."""
+    from mmrag.adapters.local.sqlite_store import SqliteDocumentStore, SqliteKeyStore
+
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    store = SqliteDocumentStore(Path(settings.data_dir) / "mmrag.sqlite")
+    return KeyService(SqliteKeyStore(store.db), {})

@@ -28,13 +28,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _key_service(args: argparse.Namespace):
-    from mmrag.adapters.local.sqlite_store import SqliteDocumentStore, SqliteKeyStore
-    from mmrag.core.documents import KeyService
+    from mmrag.composition.local import local_key_service
 
-    settings = _settings(args.data_dir)
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    store = SqliteDocumentStore(Path(settings.data_dir) / "mmrag.sqlite")
-    return KeyService(SqliteKeyStore(store.db), {})
+    return local_key_service(_settings(args.data_dir))
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -55,7 +51,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from mmrag.ingest.bulk import ingest_paths
+    from mmrag.cli.bulk import ingest_paths
 
     return ingest_paths(args)
 
@@ -96,7 +92,3 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return args.fn(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
