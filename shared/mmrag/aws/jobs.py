@@ -118,15 +118,7 @@ class SqsJobQueue:
 
 # ---------------------------------------------------------------------------------------------------- running jobs
 def fail_document(c: Any, tenant: str, document_id: str, message: str) -> None:
-    """Mark a document failed, with nothing of it searchable (what the pipeline does for a processing error)."""
-    with c.locks(document_id):
-        doc = c.store.get_document(tenant, document_id)
-        if doc is None or doc.status == "deleting":
-            return
-        c.pipeline.discard_outputs(doc)
-        doc.status, doc.error, doc.updated_at = "failed", message, utcnow()
-        doc.chunks_count = doc.images_count = doc.total_tokens = 0
-        c.store.update_document(doc)
+    c.pipeline.fail_document(tenant, document_id, message)
 
 
 def process_job(c: Any, ref: JobRef, *, receive_count: int = 1, max_attempts: int = 3) -> dict[str, Any]:

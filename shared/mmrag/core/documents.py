@@ -15,6 +15,7 @@ from typing import Any
 from mmrag.core import keys
 from mmrag.core.ingestion import DEFAULT_OPTIONS, IngestionPipeline, filter_meta
 from mmrag.core.jobs import ThreadJobRunner
+from mmrag.core.lifecycle import DocumentStatus, mark_archived
 from mmrag.core.models import DOCUMENT_TYPES, ApiKey, Chunk, Document, ImageRecord, Job, new_id, utcnow
 from mmrag.core.ports import BlobStore, DocumentStore, VectorIndex
 from mmrag.errors import FileTooLarge, InvalidParameter, NotFound, ProcessingError, UnsupportedFormat
@@ -231,7 +232,7 @@ class DocumentService:
             if not delete_related:
                 # keep the document and its chunks readable, but take it out of search: status 'archived'
                 n_vectors = self.index.delete_document(tenant, document_id)
-                doc.status, doc.updated_at = "archived", utcnow()
+                mark_archived(doc)
                 self.docs.update_document(doc)
                 return {
                     "document_id": document_id,
@@ -239,7 +240,7 @@ class DocumentService:
                     "deleted_embeddings": n_vectors,
                     "status": "archived",
                 }
-            doc.status = "deleting"
+            doc.status = DocumentStatus.DELETING
             self.docs.update_document(doc)  # a crash from here on is finished by finish_deletes() at start-up
             return self._purge(doc, n_chunks)
 
@@ -256,18 +257,13 @@ class DocumentService:
     def finish_deletes(self) -> int:
         """Complete deletions that a crash interrupted."""
         count = 0
-        for doc in self.docs.documents_with_status("deleting"):
+        for doc in self.docs.documents_with_status(DocumentStatus.DELETING):
             self._purge(doc)
             count += 1
         return count
 
     def give_up(self, job: Job) -> None:
-        doc = self.docs.get_document(job.tenant, job.document_id)
-        if doc is None:
-            return
-        self.pipeline.discard_outputs(doc)
-        doc.status, doc.error, doc.updated_at = "failed", "processing was interrupted repeatedly", utcnow()
-        self.docs.update_document(doc)
+        self.pipeline.fail_document(job.tenant, job.document_id, "processing was interrupted repeatedly")
 
 
 class KeyService:

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from mmrag.core import keys
-from mmrag.core.models import Chunk, DocFilterMeta, Document, ImageRecord, IndexItem, Job, new_id, utcnow
+from mmrag.core.lifecycle import DocumentStatus, is_gone, mark_completed, mark_failed
+from mmrag.core.models import Chunk, DocFilterMeta, Document, ImageRecord, IndexItem, Job, new_id
 from mmrag.core.pictures import chunks_about
 from mmrag.core.ports import BlobStore, ClipEmbedder, DocumentStore, OcrEngine, TextEmbedder, VectorIndex
 from mmrag.errors import ProcessingError, ServiceUnavailable
@@ -134,15 +135,16 @@ class IngestionPipeline:
     # ------------------------------------------------------------------ entry point
     def run(self, job: Job) -> None:
         doc = self.docs.get_document(job.tenant, job.document_id)
-        if doc is None or doc.status == "deleting":
+        if is_gone(doc):
             return
+        assert doc is not None
         self.discard_outputs(doc)
         started = time.perf_counter()
         stages = _Stages(report=lambda snapshot: self._record_progress(doc, snapshot))
         try:
             chunks, images, items = self._build(doc, stages)
         except ProcessingError as exc:
-            self._fail(doc, str(exc), stages, started)
+            self.fail_document(doc.tenant, doc.document_id, str(exc), stages.timings, started)
             return
         except ServiceUnavailable:
             # a model endpoint or OCR service is briefly unavailable: leave nothing behind and let the job be retried
@@ -150,32 +152,29 @@ class IngestionPipeline:
             raise
         except Exception as exc:
             log.exception("ingestion of %s failed", doc.document_id)
-            self._fail(doc, f"internal error while processing: {type(exc).__name__}", stages, started)
+            message = f"internal error while processing: {type(exc).__name__}"
+            self.fail_document(doc.tenant, doc.document_id, message, stages.timings, started)
             return
         stages.report = None  # the commit below writes the final stages itself, under the document's lock
         with self.document_lock(doc.document_id):
             current = self.docs.get_document(doc.tenant, doc.document_id)
-            if current is None or current.status == "deleting":
+            if is_gone(current):
                 self.discard_outputs(doc)
                 return
+            assert current is not None
             stages.run("index", lambda: self._commit(current, chunks, images, items))
-            current.status = "completed"
-            current.error = None
-            current.chunks_count = len(chunks)
-            current.images_count = len(images)
-            current.total_tokens = sum(c.token_count for c in chunks)
+            mark_completed(current, chunks, len(images))
             current.content_preview = _preview(chunks)
             if current.processing_options.get("generate_summary", True):
                 current.summary = _extractive_summary(chunks, items)
             current.stages = stages.timings
             current.processing_time = round(time.perf_counter() - started, 3)
-            current.updated_at = utcnow()
             self.docs.update_document(current)
 
     def _record_progress(self, doc: Document, snapshot: dict[str, dict[str, Any]]) -> None:
         with self.document_lock(doc.document_id):
             current = self.docs.get_document(doc.tenant, doc.document_id)
-            if current is None or current.status != "processing":
+            if current is None or current.status != DocumentStatus.PROCESSING:
                 return
             current.stages = snapshot
             self.docs.update_document(current)
@@ -203,23 +202,35 @@ class IngestionPipeline:
 
     def discard_outputs(self, doc: Document) -> None:
         """Remove everything an earlier attempt may have produced for this document (not the original upload)."""
-        self.index.delete_document(doc.tenant, doc.document_id)
-        self.blobs.delete_prefix(keys.derived_prefix(doc.tenant, doc.document_id))
-        with contextlib.suppress(KeyError):  # the document row is already gone
-            self.docs.replace_content(doc.tenant, doc.document_id, [], [])
+        self._discard(doc.tenant, doc.document_id)
 
-    def _fail(self, doc: Document, message: str, stages: _Stages, started: float) -> None:
-        with self.document_lock(doc.document_id):
-            self.discard_outputs(doc)
-            current = self.docs.get_document(doc.tenant, doc.document_id)
-            if current is None or current.status == "deleting":
+    def _discard(self, tenant: str, document_id: str) -> None:
+        self.index.delete_document(tenant, document_id)
+        self.blobs.delete_prefix(keys.derived_prefix(tenant, document_id))
+        with contextlib.suppress(KeyError):  # the document row is already gone
+            self.docs.replace_content(tenant, document_id, [], [])
+
+    def fail_document(
+        self,
+        tenant: str,
+        document_id: str,
+        message: str,
+        stages: dict[str, dict[str, Any]] | None = None,
+        started: float | None = None,
+    ) -> None:
+        """The one place a document is marked failed (local workers, the AWS ingest and Textract functions, a job
+        given up after repeated crashes): nothing of it stays searchable, the reason is kept."""
+        with self.document_lock(document_id):
+            self._discard(tenant, document_id)  # also when the row is gone: no blob or vector may outlive it
+            current = self.docs.get_document(tenant, document_id)
+            if is_gone(current):
                 return
-            current.status = "failed"
-            current.error = message
-            current.chunks_count = current.images_count = current.total_tokens = 0
-            current.stages = stages.timings
-            current.processing_time = round(time.perf_counter() - started, 3)
-            current.updated_at = utcnow()
+            assert current is not None
+            mark_failed(current, message)
+            if stages is not None:
+                current.stages = stages
+            if started is not None:
+                current.processing_time = round(time.perf_counter() - started, 3)
             self.docs.update_document(current)
 
     # ------------------------------------------------------------------ the work

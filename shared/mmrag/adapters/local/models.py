@@ -7,6 +7,7 @@ cache (mmrag.adapters.local.int8). Models load lazily and once; loading is threa
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -15,6 +16,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+
+log = logging.getLogger(__name__)
 
 
 def normalise(rows: np.ndarray) -> np.ndarray:
@@ -47,7 +50,11 @@ class ModelSource:
 
         # resolve (or download) the fp32 files without opening them, then open the int8 copy made from them
         inner = cls(name, lazy_load=True, **kwargs).model
-        folder = int8_copy(Path(inner._model_dir), inner.model_description.model_file, self.cache_dir)
+        try:
+            folder = int8_copy(Path(inner._model_dir), inner.model_description.model_file, self.cache_dir)
+        except Exception:  # an int8 copy is an optimisation: without one the fp32 model serves, only slower
+            log.warning("could not make an int8 copy of %s; using fp32", name, exc_info=True)
+            return cls(name, **kwargs)
         return cls(name, **{**kwargs, "specific_model_path": str(folder)})
 
     def kwargs(self, name: str) -> dict[str, Any]:
