@@ -55,7 +55,7 @@ def event(name: str) -> dict[str, Any]:
 
 
 def as_tenant(ev: dict[str, Any], key: str, tenant: str) -> dict[str, Any]:
-    from mmrag.core.keys import hash_api_key
+    from mmrag.core.api_keys import hash_api_key
 
     ev = copy.deepcopy(ev)
     ev["headers"]["Authorization"] = f"Bearer {key}"
@@ -89,8 +89,7 @@ def doc_ids(sandbox, tenant: str) -> dict[str, Any]:
 def test_authorizer_allows_a_stored_key_and_denies_others(sandbox):
     from mmrag.adapters.aws.dynamo_keys import DynamoKeyStore
     from mmrag.aws.routes import usage_key_value
-    from mmrag.core.documents import KeyService
-    from mmrag.core.keys import hash_api_key
+    from mmrag.core.api_keys import KeyService, hash_api_key
 
     store = DynamoKeyStore(sandbox.stack.physical["ApiKeysTable"]["Ref"], client=sandbox.client("dynamodb"))
     raw, record = KeyService(store, {}).create("acme", "test")
@@ -298,7 +297,7 @@ def test_keys_admin_registers_one_usage_key_per_class_and_revokes_them(sandbox):
     from mmrag.adapters.aws.dynamo_keys import DynamoKeyStore
     from mmrag.aws import keys_admin
     from mmrag.aws.routes import ENDPOINT_CLASSES, usage_key_value
-    from mmrag.core.keys import hash_api_key
+    from mmrag.core.api_keys import hash_api_key
 
     apigw = sandbox.client("apigateway")
     plans = {cls: apigw.create_usage_plan(name=f"plan-{cls}")["id"] for cls in ENDPOINT_CLASSES}

@@ -103,7 +103,7 @@ def test_kill_9_during_ingestion_resumes_cleanly(tmp_path):
 
 def test_interrupted_delete_and_orphan_upload_are_finished_at_start(tmp_path):
     from mmrag.composition import build_container
-    from mmrag.core import keys
+    from mmrag.core import blob_paths as keys
 
     first = build_container(settings_for(tmp_path))
     first.start()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from fastapi import Depends, Request
 
-from mmrag.core.keys import hash_api_key
+from mmrag.core.api_keys import hash_api_key
 from mmrag.errors import Unauthorized
 
 

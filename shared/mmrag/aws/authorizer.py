@@ -25,7 +25,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from mmrag.aws.routes import find, usage_key_value
-from mmrag.core.keys import hash_api_key
+from mmrag.core.api_keys import hash_api_key
 
 logger = Logger()
 metrics = Metrics()

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mmrag.aws.routes import ENDPOINT_CLASSES, usage_key_value
-from mmrag.core.keys import hash_api_key
+from mmrag.core.api_keys import hash_api_key
 from mmrag.core.models import ApiKey, new_id
 
 PLAN_OUTPUTS = {cls: f"UsagePlan{cls.capitalize()}Id" for cls in ENDPOINT_CLASSES}
@@ -72,7 +72,7 @@ def create(stack: Stack, key_store: Any, apigateway: Any, tenant: str, label: st
         record = ApiKey(key_id=new_id("key"), tenant=tenant, key_hash=hash_api_key(raw), label=label)
         key_store.add_key(record)
     else:
-        from mmrag.core.documents import KeyService
+        from mmrag.core.api_keys import KeyService
 
         raw, record = KeyService(key_store, {}).create(tenant, label)
     register_usage_keys(apigateway, stack, record)

@@ -33,7 +33,7 @@ def ingest_paths(args: argparse.Namespace) -> int:
     overrides = {"data_dir": Path(args.data_dir)} if args.data_dir else {}
     settings = Settings(**overrides)
     container = build_container(settings)
-    container.start()
+    container.start(warm_up=False)  # models load when the first document needs them
     files = collect(args.paths)
     tags = [t.strip() for t in (args.tags or "").split(",") if t.strip()]
     submitted: dict[str, Path] = {}

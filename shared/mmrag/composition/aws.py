@@ -31,7 +31,8 @@ from typing import Any
 
 from mmrag.composition.aws_config import AwsConfig
 from mmrag.composition.common import answer_service, build_generators, query_image_decoder
-from mmrag.core.documents import DocumentLocks, DocumentService, KeyService
+from mmrag.core.api_keys import KeyService
+from mmrag.core.documents import DocumentLocks, DocumentService
 from mmrag.core.ingestion import IngestionPipeline, IngestLimits
 from mmrag.core.ratelimit import RateLimiter
 from mmrag.settings import Settings

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from mmrag.composition.common import answer_service, generator_registry, query_image_decoder
-from mmrag.core.documents import DocumentLocks, DocumentService, KeyService
+from mmrag.core.api_keys import KeyService
+from mmrag.core.documents import DocumentLocks, DocumentService
 from mmrag.core.ingestion import IngestionPipeline, IngestLimits
 from mmrag.core.jobs import ThreadJobRunner
 from mmrag.core.ratelimit import RateLimiter
@@ -114,17 +115,22 @@ class LocalContainer:
         self._warm: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> None:
+    def start(self, warm_up: bool = True) -> None:
         self.documents.finish_deletes()
         self.sweep_orphan_blobs()
-        self._warm = threading.Thread(target=self.warm_up, name="mmrag-warm-up", daemon=True)
-        self._warm.start()
+        if warm_up:
+            self._warm = threading.Thread(target=self.warm_up, name="mmrag-warm-up", daemon=True)
+            self._warm.start()
         if self.runner:
             self.runner.start()
 
     def stop(self) -> None:
         if self.runner:
             self.runner.stop()
+        if self._warm is not None:
+            # a process that exits while this thread is inside ONNX Runtime's C++ code dies with SIGABRT
+            # ("terminate called without an active exception"), so a short-lived command waits for it
+            self._warm.join()
 
     def warm_up(self) -> None:
         from mmrag.text import analyzer

@@ -12,11 +12,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from mmrag.core import keys
+from mmrag.core import blob_paths
 from mmrag.core.ingestion import DEFAULT_OPTIONS, IngestionPipeline, filter_meta
 from mmrag.core.jobs import ThreadJobRunner
 from mmrag.core.lifecycle import DocumentStatus, mark_archived
-from mmrag.core.models import DOCUMENT_TYPES, ApiKey, Chunk, Document, ImageRecord, Job, new_id, utcnow
+from mmrag.core.models import DOCUMENT_TYPES, Chunk, Document, ImageRecord, Job, new_id, utcnow
 from mmrag.core.ports import BlobStore, DocumentStore, VectorIndex
 from mmrag.errors import FileTooLarge, InvalidParameter, NotFound, ProcessingError, UnsupportedFormat
 from mmrag.ingest.images import image_size
@@ -171,14 +171,14 @@ class DocumentService:
             file_format=fmt,
             file_size=len(data),
             content_hash=hashlib.sha256(data).hexdigest(),
-            blob_key=keys.original_key(tenant, doc_id),
+            blob_key=blob_paths.original_key(tenant, doc_id),
             processing_options=opts,
         )
         self.blobs.put(doc.blob_key, data)
         try:
             self.docs.create_document(doc, Job(job_id=new_id("job"), tenant=tenant, document_id=doc_id))
         except BaseException:
-            self.blobs.delete_prefix(keys.document_prefix(tenant, doc_id))
+            self.blobs.delete_prefix(blob_paths.document_prefix(tenant, doc_id))
             raise
         if self.runner:
             self.runner.notify()
@@ -246,7 +246,7 @@ class DocumentService:
 
     def _purge(self, doc: Document, n_chunks: int | None = None) -> dict[str, Any]:
         n_vectors = self.index.delete_document(doc.tenant, doc.document_id)
-        self.blobs.delete_prefix(keys.document_prefix(doc.tenant, doc.document_id))
+        self.blobs.delete_prefix(blob_paths.document_prefix(doc.tenant, doc.document_id))
         chunks, _images = self.docs.delete_document(doc.tenant, doc.document_id)
         return {
             "document_id": doc.document_id,
@@ -264,30 +264,3 @@ class DocumentService:
 
     def give_up(self, job: Job) -> None:
         self.pipeline.fail_document(job.tenant, job.document_id, "processing was interrupted repeatedly")
-
-
-class KeyService:
-    """API keys: bootstrap keys from configuration plus keys created with `mmrag keys create` (stored hashed)."""
-
-    def __init__(self, store: Any, bootstrap: dict[str, str]):
-        self.store = store
-        self.bootstrap = {keys.hash_api_key(k): tenant for k, tenant in bootstrap.items()}
-
-    def tenant_for(self, key: str) -> str | None:
-        h = keys.hash_api_key(key)
-        if h in self.bootstrap:
-            return self.bootstrap[h]
-        rec = self.store.find_by_hash(h) if self.store else None
-        if rec and not rec.revoked:
-            return rec.tenant
-        return None
-
-    def create(self, tenant: str, label: str = "") -> tuple[str, ApiKey]:
-        import secrets
-
-        if not tenant.strip():
-            raise InvalidParameter("tenant must not be empty")
-        raw = "mmr_" + secrets.token_urlsafe(32)
-        rec = ApiKey(key_id=new_id("key"), tenant=tenant, key_hash=keys.hash_api_key(raw), label=label)
-        self.store.add_key(rec)
-        return raw, rec

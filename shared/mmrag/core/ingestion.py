@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from mmrag.core import keys
+from mmrag.core import blob_paths
 from mmrag.core.lifecycle import DocumentStatus, is_gone, mark_completed, mark_failed
 from mmrag.core.models import Chunk, DocFilterMeta, Document, ImageRecord, IndexItem, Job, new_id
 from mmrag.core.pictures import chunks_about
@@ -206,7 +206,7 @@ class IngestionPipeline:
 
     def _discard(self, tenant: str, document_id: str) -> None:
         self.index.delete_document(tenant, document_id)
-        self.blobs.delete_prefix(keys.derived_prefix(tenant, document_id))
+        self.blobs.delete_prefix(blob_paths.derived_prefix(tenant, document_id))
         with contextlib.suppress(KeyError):  # the document row is already gone
             self.docs.replace_content(tenant, document_id, [], [])
 
@@ -258,7 +258,7 @@ class IngestionPipeline:
         scan_text: dict[int, tuple[str, str]] = {}  # page number → (ocr text, image id)
 
         def extract_pictures() -> None:
-            derived = keys.derived_prefix(doc.tenant, doc.document_id)
+            derived = blob_paths.derived_prefix(doc.tenant, doc.document_id)
             for done, pimg in enumerate(parsed.images):
                 stages.advance(done)
                 img = open_image(pimg.data, self.limits.max_pixels)

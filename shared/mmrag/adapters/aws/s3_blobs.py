@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from mmrag.core.blob_keys import validate_key
+from mmrag.core.blob_paths import validate_key
 
 _DELETE_BATCH = 1000  # the DeleteObjects maximum
 _MISSING = ("NoSuchKey", "404", "NotFound")

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mmrag.core.blob_keys import validate_key
+from mmrag.core.blob_paths import validate_key
 
 
 class FileBlobStore:

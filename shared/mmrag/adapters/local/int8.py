@@ -44,8 +44,19 @@ def _down_projections(model_path: Path) -> tuple[list[str], list[str]]:
     return weighted, down
 
 
+class _NoPreprocessAdvice(logging.Filter):
+    """onnxruntime.quantization logs advice meant for static quantisation on the root logger at every call."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Please consider to run pre-processing before quantization")
+
+
 def quantize_file(src: Path, dst: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    if not any(isinstance(f, _NoPreprocessAdvice) for f in root.filters):
+        root.addFilter(_NoPreprocessAdvice())
 
     weighted, down = _down_projections(src)
     dst.parent.mkdir(parents=True, exist_ok=True)
