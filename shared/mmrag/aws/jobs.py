@@ -149,33 +149,10 @@ def process_job(c: Any, ref: JobRef, *, receive_count: int = 1, max_attempts: in
 
 # ---------------------------------------------------------------------------------------------------- Textract split
 def scan_pages(data: bytes, ocr_min_chars: int, max_pages: int) -> list[int]:
-    """1-based numbers of the PDF pages the parser would render for OCR (text layer under `ocr_min_chars`
-    non-space characters). Reads text only: no rendering."""
-    import pypdfium2 as pdfium
+    """The PDF pages that need OCR, by the parser's own rule (sent to Textract instead of being rendered)."""
+    from mmrag.ingest.parsers.pdf import pages_needing_ocr
 
-    from mmrag.text.tokens import normalize_page_text
-
-    pages: list[int] = []
-    try:
-        pdf = pdfium.PdfDocument(data)
-    except pdfium.PdfiumError:
-        return []  # the pipeline reports the unreadable PDF
-    try:
-        if len(pdf) > max_pages:
-            return []  # the pipeline fails it with the page limit
-        for index in range(len(pdf)):
-            page = pdf[index]
-            textpage = page.get_textpage()
-            try:
-                text = normalize_page_text(textpage.get_text_range())
-            finally:
-                textpage.close()
-                page.close()
-            if sum(not ch.isspace() for ch in text) < ocr_min_chars:
-                pages.append(index + 1)
-    finally:
-        pdf.close()
-    return pages
+    return pages_needing_ocr(data, ocr_min_chars, max_pages)
 
 
 def _options(doc: Document) -> dict[str, Any]:

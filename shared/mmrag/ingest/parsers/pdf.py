@@ -43,6 +43,37 @@ def parse(data: bytes, fmt: str, options: ParseOptions) -> ParsedDocument:
             pdf.close()
 
 
+def needs_ocr(page_text: str, min_chars: int) -> bool:
+    """The one rule for which PDF pages are OCR'd (locally by rendering them, on AWS by Textract): a text layer with
+    fewer than `min_chars` non-space characters (MMRAG_OCR_MIN_CHARS)."""
+    return sum(not c.isspace() for c in page_text) < min_chars
+
+
+def pages_needing_ocr(data: bytes, min_chars: int, max_pages: int) -> list[int]:
+    """1-based numbers of the pages `parse` would render for OCR. Reads the text layer only: no rendering."""
+    pages: list[int] = []
+    with _PDFIUM_LOCK:
+        try:
+            pdf = pdfium.PdfDocument(data)
+        except pdfium.PdfiumError:
+            return []  # the pipeline reports the unreadable PDF
+        try:
+            if len(pdf) > max_pages:
+                return []  # the pipeline fails it with the page limit
+            for index in range(len(pdf)):
+                page = pdf[index]
+                textpage = page.get_textpage()
+                try:
+                    if needs_ocr(normalize_page_text(textpage.get_text_range()), min_chars):
+                        pages.append(index + 1)
+                finally:
+                    textpage.close()
+                    page.close()
+        finally:
+            pdf.close()
+    return pages
+
+
 @dataclass
 class _PdfReader:
     pdf: pdfium.PdfDocument
@@ -74,7 +105,7 @@ class _PdfReader:
                     image.text_after = head(text)
                 self.waiting_for_text = []
             scan = None
-            if self.options.ocr and sum(not c.isspace() for c in text) < self.options.ocr_min_chars:
+            if self.options.ocr and needs_ocr(text, self.options.ocr_min_chars):
                 scan = _render_page(page, self.options.scan_dpi, self.options.max_pixels)
                 width, height = page.get_size()
                 self._add_image(
