@@ -1,5 +1,6 @@
-"""DocumentsFunction, SearchFunction, QaFunction, SessionsFunction: the mmrag API through Mangum (mmrag.aws.api)."""
+"""DocumentsFunction, SearchFunction, QaFunction, SessionsFunction: the mmrag API through Mangum
+(mmrag.lambda_handlers.api)."""
 
-from mmrag.aws.api import handler
+from mmrag.lambda_handlers.api import handler
 
 __all__ = ["handler"]

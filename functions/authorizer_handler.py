@@ -1,5 +1,5 @@
-"""AuthorizerFunction: the API Gateway REQUEST authorizer (mmrag.aws.authorizer)."""
+"""AuthorizerFunction: the API Gateway REQUEST authorizer (mmrag.lambda_handlers.authorizer)."""
 
-from mmrag.aws.authorizer import handler
+from mmrag.lambda_handlers.authorizer import handler
 
 __all__ = ["handler"]

@@ -1,5 +1,6 @@
-"""IngestFunction (and IngestImageFunction): S3 objects and upload jobs from SQS -> documents (mmrag.aws.ingest)."""
+"""IngestFunction (and IngestImageFunction): S3 objects and upload jobs from SQS -> documents
+(mmrag.lambda_handlers.ingest)."""
 
-from mmrag.aws.ingest import handler
+from mmrag.lambda_handlers.ingest import handler
 
 __all__ = ["handler"]

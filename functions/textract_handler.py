@@ -1,5 +1,6 @@
-"""TextractCompleteFunction: Textract completions from SQS -> the rest of the document (mmrag.aws.textract_complete)."""
+"""TextractCompleteFunction: Textract completions from SQS -> the rest of the document
+(mmrag.lambda_handlers.textract_complete)."""
 
-from mmrag.aws.textract_complete import handler
+from mmrag.lambda_handlers.textract_complete import handler
 
 __all__ = ["handler"]

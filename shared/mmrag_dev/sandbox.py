@@ -62,7 +62,7 @@ class Sandbox:
         self._exit.callback(setattr, TextractBackend, "BLOCKS", blocks)
         self._create_resources()
         self._start_index()
-        from mmrag.aws import runtime
+        from mmrag.lambda_handlers import runtime
 
         self._exit.callback(runtime.configure, None)
         return self
@@ -172,7 +172,7 @@ class Sandbox:
         if spec.handler == "run.sh":  # the Lambda Web Adapter function: the same ASGI app, through Mangum
             from mangum import Mangum
 
-            from mmrag.aws.stream_app import LazyApp
+            from mmrag.lambda_handlers.stream_app import LazyApp
 
             return Mangum(LazyApp(), lifespan="off")
         module_name, _, attr = spec.handler.rpartition(".")
@@ -186,7 +186,7 @@ class Sandbox:
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
         spec = self.stack.function(function)
-        from mmrag.aws import authorizer, runtime
+        from mmrag.lambda_handlers import authorizer, runtime
 
         context = LambdaContext(spec.name, int(spec.properties.get("Timeout", 29)))
         with _environ(self.function_env(spec)), contextlib.ExitStack() as quiet:
@@ -240,7 +240,7 @@ class Sandbox:
 
     def api(self, event_file: str, body: Any = None, **path_params: str) -> dict[str, Any]:
         """Call the API route an event file of events/ shows (with another body or path parameters, if given)."""
-        from mmrag.aws.routes import ROUTES
+        from mmrag.adapters.aws.api_routes import ROUTES
 
         event = events.api_event(event_file, body, **path_params)
         route = next(r for r in ROUTES if r.event == event_file)

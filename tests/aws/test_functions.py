@@ -80,15 +80,15 @@ def call(sandbox, function: str, ev: dict[str, Any]) -> tuple[int, Any]:
 
 
 def doc_ids(sandbox, tenant: str) -> dict[str, Any]:
-    from mmrag.aws import runtime
+    from mmrag.lambda_handlers import runtime
 
     return {d.document_id: d for d in runtime.container().store.list_documents(tenant, page_size=100)[1]}
 
 
 # ---------------------------------------------------------------------------------------------------- authorizer
 def test_authorizer_allows_a_stored_key_and_denies_others(sandbox):
+    from mmrag.adapters.aws.api_routes import usage_key_value
     from mmrag.adapters.aws.dynamo_keys import DynamoKeyStore
-    from mmrag.aws.routes import usage_key_value
     from mmrag.core.api_keys import KeyService, hash_api_key
 
     store = DynamoKeyStore(sandbox.stack.physical["ApiKeysTable"]["Ref"], client=sandbox.client("dynamodb"))
@@ -269,7 +269,7 @@ def test_scanned_pdf_goes_through_textract_and_its_completion(sandbox):
     assert len(waiting) == 1 and waiting[0].status == "processing"
 
     assert sandbox.invoke("TextractCompleteFunction", ev) == {"batchItemFailures": []}
-    from mmrag.aws import runtime
+    from mmrag.lambda_handlers import runtime
 
     c = runtime.container()
     doc = c.store.get_document("tenant-a", waiting[0].document_id)
@@ -294,9 +294,9 @@ def test_scanned_pdf_goes_through_textract_and_its_completion(sandbox):
 
 # ---------------------------------------------------------------------------------------------------- key admin
 def test_keys_admin_registers_one_usage_key_per_class_and_revokes_them(sandbox):
+    from mmrag.adapters.aws.api_routes import ENDPOINT_CLASSES, usage_key_value
     from mmrag.adapters.aws.dynamo_keys import DynamoKeyStore
-    from mmrag.aws import keys_admin
-    from mmrag.aws.routes import ENDPOINT_CLASSES, usage_key_value
+    from mmrag.cli import aws_keys as keys_admin
     from mmrag.core.api_keys import hash_api_key
 
     apigw = sandbox.client("apigateway")

@@ -7,10 +7,10 @@ Bedrock (Converse) and/or Claude through the Anthropic API (its key read from Se
 answerer always there.
 
 Differences from the local container:
-- no worker threads (`runner` is None): uploads go to the ingest queue as job messages (mmrag.aws.jobs);
+- no worker threads (`runner` is None): uploads go to the ingest queue as job messages (mmrag.adapters.aws.ingest_jobs);
 - no in-process rate limiter: API Gateway usage plans enforce the limits (`rate_limiter` counts nothing);
 - behind the API Gateway authorizer (MMRAG_TRUST_AUTHORIZER=true) `keys` answers with the authorizer's tenant and
-  `trusted_caller` is set (mmrag.aws.identity);
+  `trusted_caller` is set (mmrag.adapters.aws.identity);
 - nothing is loaded at construction: boto3 clients are made here (no network), the Anthropic key is fetched the
   first time an answer needs it, so the functions that never answer never need secretsmanager:GetSecretValue.
 
@@ -78,7 +78,7 @@ class AwsContainer:
         self.config = AwsConfig.from_settings(settings)
         cfg = self.config
         self._clients: dict[str, Any] = dict(parts.pop("clients", None) or {})
-        self.runner = None  # SQS is the runner (mmrag.aws.jobs); start_workers is accepted and ignored
+        self.runner = None  # SQS is the runner (mmrag.adapters.aws.ingest_jobs); start_workers is accepted and ignored
 
         names = TableNames(cfg.documents_table, cfg.jobs_table, cfg.sessions_table, cfg.api_keys_table)
         if "store" in parts:
@@ -153,7 +153,7 @@ class AwsContainer:
 
         keys = KeyService(self.key_store, settings.bootstrap_keys)
         if cfg.trust_authorizer:
-            from mmrag.aws.identity import AuthorizerKeys, trusted_caller
+            from mmrag.adapters.aws.identity import AuthorizerKeys, trusted_caller
 
             self.keys: Any = AuthorizerKeys(keys)
             self.trusted_caller: Any = trusted_caller
@@ -225,7 +225,7 @@ class AwsContainer:
 
     def document_service(self, on_job: Any) -> DocumentService:
         """A DocumentService whose new jobs go to `on_job` (the ingest queue, or the caller that runs them)."""
-        from mmrag.aws.jobs import JobSubmittingStore
+        from mmrag.adapters.aws.ingest_jobs import JobSubmittingStore
 
         s = self.settings
         return DocumentService(
@@ -243,7 +243,7 @@ class AwsContainer:
 
     def submit_job(self, job: Any) -> None:
         if self._job_queue is None:
-            from mmrag.aws.jobs import SqsJobQueue
+            from mmrag.adapters.aws.ingest_jobs import SqsJobQueue
 
             self._job_queue = SqsJobQueue(self.config.ingest_queue_url, client=self._clients.get("sqs"))
         self._job_queue.submit(job)
@@ -289,7 +289,9 @@ class AwsContainer:
         with the document's type, metadata and processing options in the signed x-amz-meta-mmrag header (the
         ingest function reads them back). The URL works until it expires; the object is processed like any file
         dropped into incoming/<tenant>/."""
-        from mmrag.aws.incoming import incoming_key, pack_attributes
+        from mmrag.adapters.aws.incoming import incoming_key, pack_attributes, safe_file_name
+
+        filename = safe_file_name(filename)
         from mmrag.core.models import new_id
 
         cfg = self.config

@@ -49,12 +49,10 @@ def upload_url(body: UploadUrlRequest, caller: Caller = Depends(upload_caller), 
         raise FileTooLarge(f"file is larger than the {limit // (1024 * 1024)} MB limit")
     options = body.processing_options.as_dict()
     check_options(options)  # 400 now rather than a failed ingestion later
-    from mmrag.aws.incoming import safe_file_name
-
     metadata = body.metadata.as_dict()
     metadata.setdefault("title", body.file_name)
     attributes = {"document_type": body.document_type, "metadata": metadata, "processing_options": options}
-    signed = presign(caller.tenant, safe_file_name(body.file_name), body.size, body.content_type, attributes)
+    signed = presign(caller.tenant, body.file_name, body.size, body.content_type, attributes)
     return ok(
         {
             "upload_id": signed["upload_id"],

@@ -1,6 +1,7 @@
 """Who is calling, on AWS: the tenant the API Gateway authorizer found for the caller's key.
 
-Behind API Gateway the REQUEST authorizer (mmrag.aws.authorizer) has already checked the Bearer key against the
+Behind API Gateway the REQUEST authorizer (mmrag.lambda_handlers.authorizer) has already checked the Bearer key against
+the
 hashed keys in DynamoDB; it hands the tenant and the key id to the integration in `requestContext.authorizer`, which
 API Gateway builds itself (a client cannot set it). The API functions trust that context, and only it, when their
 configuration says they run behind the authorizer (MMRAG_TRUST_AUTHORIZER=true, set in the template on the API

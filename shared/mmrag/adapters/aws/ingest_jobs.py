@@ -8,7 +8,7 @@
 - `process_job` runs one job: claim the row (queued -> running, attempts + 1), give up after too many receives,
   skip documents that are gone or already settled, then either run the whole pipeline or, for a PDF with scanned
   pages when MMRAG_OCR_ENGINE=textract, start Textract's asynchronous text detection and stop; the completion
-  function (mmrag.aws.textract_complete) runs the pipeline with Textract's page text (`run_with_page_text`).
+  function (mmrag.lambda_handlers.textract_complete) runs the pipeline with Textract's page text (`run_with_page_text`).
 
 The split of "OCR of scanned pages via Textract" from the rest is done here without changing the pipeline: the
 pages that need OCR are found from the PDF's text layer (`scan_pages`, the same rule as the parser's), and on

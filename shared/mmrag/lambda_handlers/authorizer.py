@@ -7,7 +7,8 @@ rate-limit class.
 - `Authorization: Bearer <key>` -> SHA-256 -> DynamoKeyStore.find_by_hash (a strongly consistent GetItem; keys are
   stored hashed, never in clear). Bootstrap keys from MMRAG_API_KEYS are accepted too (tests, first deployment).
 - A known, not revoked key: an IAM policy that allows every method of this API stage, the context
-  {tenant, key_id, endpoint_class} the integrations read (mmrag.aws.identity), and `usageIdentifierKey`: the API
+  {tenant, key_id, endpoint_class} the integrations read (mmrag.adapters.aws.identity), and `usageIdentifierKey`: the
+  API
   Gateway API key of this mmrag key and the route's endpoint class, whose usage plan enforces that class's limits
   (API key source AUTHORIZER).
 - A missing, malformed, unknown or revoked key: `raise Exception("Unauthorized")`, which API Gateway answers with
@@ -24,7 +25,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from mmrag.aws.routes import find, usage_key_value
+from mmrag.adapters.aws.api_routes import find, usage_key_value
 from mmrag.core.api_keys import hash_api_key
 
 logger = Logger()

@@ -1,14 +1,15 @@
-"""API keys of a deployed stack: `python -m mmrag.aws.keys_admin create|list|revoke --stack NAME ...`.
+"""API keys of a deployed stack: `python -m mmrag.cli.aws_keys create|list|revoke --stack NAME ...`.
 
 An mmrag key is stored hashed in the API-keys table (what the authorizer checks) and has one API Gateway API key per
 rate-limit class, each in that class's usage plan (what enforces the limits). The API Gateway keys' values are
-derived from the stored hash (mmrag.aws.routes.usage_key_value), so nothing but the hash is stored; the raw key is
+derived from the stored hash (mmrag.adapters.aws.api_routes.usage_key_value), so nothing but the hash is stored; the
+raw key is
 printed once, at creation.
 
-    python -m mmrag.aws.keys_admin create --stack mmrag-dev --tenant acme --label "acme prod"
-    python -m mmrag.aws.keys_admin create --stack mmrag-dev --tenant tenant-a --key acc-key-tenant-a   # a chosen key
-    python -m mmrag.aws.keys_admin list --stack mmrag-dev [--tenant acme]
-    python -m mmrag.aws.keys_admin revoke --stack mmrag-dev key_0123456789abcdef
+    python -m mmrag.cli.aws_keys create --stack mmrag-dev --tenant acme --label "acme prod"
+    python -m mmrag.cli.aws_keys create --stack mmrag-dev --tenant tenant-a --key acc-key-tenant-a   # a chosen key
+    python -m mmrag.cli.aws_keys list --stack mmrag-dev [--tenant acme]
+    python -m mmrag.cli.aws_keys revoke --stack mmrag-dev key_0123456789abcdef
 
 Uses the caller's AWS credentials: cloudformation:DescribeStacks, dynamodb on the API-keys table, apigateway
 (POST /apikeys, /usageplans/*/keys, PATCH /apikeys/*).
@@ -21,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from mmrag.aws.routes import ENDPOINT_CLASSES, usage_key_value
+from mmrag.adapters.aws.api_routes import ENDPOINT_CLASSES, usage_key_value
 from mmrag.core.api_keys import hash_api_key
 from mmrag.core.models import ApiKey, new_id
 
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from mmrag.adapters.aws.dynamo_keys import DynamoKeyStore
 
-    parser = argparse.ArgumentParser(prog="python -m mmrag.aws.keys_admin", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m mmrag.cli.aws_keys", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", required=True, help="the CloudFormation stack name given to sam deploy")
     parser.add_argument("--region", default=None)
     sub = parser.add_subparsers(dest="command", required=True)

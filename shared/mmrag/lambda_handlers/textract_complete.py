@@ -5,7 +5,8 @@ The ingest function started `StartDocumentTextDetection` for a PDF with scanned 
 
 - looks the record up (an unknown JobId is logged and dropped: not ours, or already finished);
 - on SUCCEEDED (or PARTIAL_SUCCESS) pages through GetDocumentTextDetection (collect_pdf_text) and runs the document's
-  pipeline with that page text standing in for the OCR of the scanned pages (mmrag.aws.jobs.run_with_page_text);
+  pipeline with that page text standing in for the OCR of the scanned pages
+  (mmrag.adapters.aws.ingest_jobs.run_with_page_text);
 - on FAILED / ERROR marks the document failed with Textract's reason;
 - removes the record.
 
@@ -23,8 +24,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from mmrag.aws import runtime
-from mmrag.aws.jobs import JobRef, fail_document, run_with_page_text, textract_record_key
+from mmrag.adapters.aws.ingest_jobs import JobRef, fail_document, run_with_page_text, textract_record_key
+from mmrag.lambda_handlers import runtime
 
 logger = Logger()
 metrics = Metrics()

@@ -8,7 +8,7 @@ Two kinds of message arrive on the queue:
   `-tags`, `-author` headers; else the type is sniffed from the bytes and the title is the file name), create the
   document with DocumentService.upload(raw=..., wait=False) with `s3://bucket/key` as its source, then run its job
   right here. `<tenant>` is the first key segment, percent-decoded.
-- job messages `{"mmrag_job": {...}}` from uploads through the API (mmrag.aws.jobs): run the job.
+- job messages `{"mmrag_job": {...}}` from uploads through the API (mmrag.adapters.aws.ingest_jobs): run the job.
 
 Batches use Powertools' BatchProcessor with partial failures: a record that raises is reported in
 `batchItemFailures`, SQS delivers only it again, and after the queue's maxReceiveCount it lands in the dead-letter
@@ -33,9 +33,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import ClientError
 
-from mmrag.aws import runtime
-from mmrag.aws.incoming import document_type_for, parse_incoming_key, read_attributes
-from mmrag.aws.jobs import JobRef, process_job
+from mmrag.adapters.aws.incoming import document_type_for, parse_incoming_key, read_attributes
+from mmrag.adapters.aws.ingest_jobs import JobRef, process_job
+from mmrag.lambda_handlers import runtime
 
 logger = Logger()
 metrics = Metrics()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from mmrag.aws import runtime
+from mmrag.lambda_handlers import runtime
 
 
 class LazyApp:
@@ -27,7 +27,7 @@ class LazyApp:
         if self._app is None:
             with self._lock:
                 if self._app is None:
-                    from mmrag.aws.api import asgi_app
+                    from mmrag.lambda_handlers.api import asgi_app
 
                     self._app = asgi_app(runtime.container())
         return self._app

@@ -15,7 +15,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 
-from mmrag.aws import runtime
+from mmrag.lambda_handlers import runtime
 
 logger = Logger()
 metrics = Metrics()
@@ -50,7 +50,7 @@ def fastapi_app(container: Any) -> Any:
 
 def asgi_app(container: Any) -> Any:
     """The app as API Gateway's integrations see it: the authorizer's identity and the public root path first."""
-    from mmrag.aws.identity import AuthorizerContext
+    from mmrag.adapters.aws.identity import AuthorizerContext
 
     return AuthorizerContext(fastapi_app(container))
 
