@@ -14,8 +14,8 @@ functions only). There are two ways the context reaches the app:
 
 `AuthorizerContext` (ASGI middleware) reads it once per request into a context variable; `AuthorizerKeys` is the
 container's `keys` in that mode, so that the unchanged `caller_for` dependency (`c.keys.tenant_for(token)`) gets the
-authorizer's tenant without a second DynamoDB read. `trusted_caller` is what the proposed deps.py change calls
-directly (see infra/README.md).
+authorizer's tenant without a second DynamoDB read; `api/deps.py` asks `trusted_caller` first when the container
+has one.
 
 The middleware also fixes the base URL: with the default execute-api host the stage ('/prod') is part of the public
 URL but not of the event's path, so image URLs in responses would miss it. It sets the ASGI root_path to the part of
