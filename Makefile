@@ -24,6 +24,10 @@ test: install
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/python -m pytest -q
 
+.PHONY: test-core
+test-core: install  # the core (search, answers, ingestion) on the in-memory fakes of tests/fakes: seconds, no model
+	$(BIN)/python -m pytest -q tests/core
+
 acceptance: install
 	$(BIN)/python -m pytest ../shared/acceptance -q
 
