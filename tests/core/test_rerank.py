@@ -130,3 +130,20 @@ def test_an_unknown_model_is_invalid_before_any_work():
         search(s, model="no-such-model")
     assert len(s.text_embedder.calls) == calls  # refused before the query was even encoded
     assert s.search.text(T, QUERY, 3, SearchFilters(), rerank=RerankOptions(model="no-such-model")).results
+
+
+
+def test_top_k_beyond_input_limit_keeps_the_first_stage_tail():
+    """The reranker reads the first input_limit candidates; a larger top_k still gets all its results, the rest in
+    their first-stage order behind the reranked ones (but a rerank score_threshold only passes reranked ones)."""
+    s = corpus()
+    first = s.search.text(T, QUERY, 4, SearchFilters())
+    out = s.search.text(T, QUERY, 4, SearchFilters(), rerank=RerankOptions(enabled=True, input_limit=2))
+    assert len(first.results) == len(out.results) == 4 and out.reranked
+    assert all(r.rerank_score is not None for r in out.results[:2])
+    assert all(r.rerank_score is None for r in out.results[2:])
+    assert order(out)[2:] == [t for t in order(first) if t not in order(out)[:2]]
+    limited = s.search.text(
+        T, QUERY, 4, SearchFilters(), rerank=RerankOptions(enabled=True, input_limit=2, score_threshold=0.0)
+    )
+    assert len(limited.results) == 2

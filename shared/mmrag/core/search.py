@@ -384,9 +384,12 @@ class SearchService:
             r.rerank_score = _sigmoid(logit)
             r.scores["rerank"] = r.rerank_score
         head.sort(key=lambda r: -(r.rerank_score or 0.0))
+        # candidates past input_limit keep their first-stage order behind the reranked ones (top_k may be larger);
+        # with a rerank score_threshold only reranked candidates can pass it
+        tail = outcome.results[opts.input_limit :]
         if opts.score_threshold is not None:
-            head = [r for r in head if (r.rerank_score or 0.0) >= opts.score_threshold]
-        outcome.results = head
+            head, tail = [r for r in head if (r.rerank_score or 0.0) >= opts.score_threshold], []
+        outcome.results = head + tail
         outcome.reranked = True
 
     @staticmethod
