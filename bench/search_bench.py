@@ -1,6 +1,7 @@
 """Search benchmark: p50/p95 latency of every search endpoint at 10k and 100k chunks, and the server's memory.
 
     python bench/search_bench.py [--sizes 10000 100000] [--queries 200] [--data-dir DIR]
+                                 [--clip-vectors pictures|every-chunk] [--baseline CHECKOUT] [--endpoints NAME ...]
 
 For each size a synthetic corpus is written straight through the container's ports (document store and embedded
 index; no ingestion pipeline, no embedding of the corpus), then `mmrag serve` is started as a subprocess on a free
@@ -8,6 +9,15 @@ index; no ingestion pipeline, no embedding of the corpus), then `mmrag serve` is
 small generated PNGs. Server-side times come from the responses' `search_time`; the query picture's decode and
 CLIP encode (`timings.decode_image` / `timings.encode_image`) are taken out of it and reported on their own.
 With --data-dir the corpus of each size is kept in DIR/chunks-N and reused by later runs.
+
+CLIP-space vectors: `pictures` (default, what ingestion writes) gives them to pictures and to the OCR chunks of
+pictures only; `every-chunk` (the corpus before version 2, kept in DIR/chunks-N-clip-every-chunk) to every chunk too.
+Both shapes draw the same random numbers: same texts, same vectors, only fewer CLIP rows.
+
+--baseline CHECKOUT compares two versions of the code in one run: a second server runs the code of CHECKOUT (e.g.
+`git worktree add /tmp/old HEAD~1`; its `shared/` goes first on PYTHONPATH; a folder without `shared/` is put on
+PYTHONPATH itself, e.g. one holding a sitecustomize.py) on the same corpus, and every query goes to both servers in
+turn, alternating which goes first, so that both see the same load. The report gives both and their ratio.
 """
 
 from __future__ import annotations
@@ -20,13 +30,14 @@ import json
 import os
 import platform
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +51,8 @@ MODEL_ENV = {
     "MMRAG_IMAGE_MODEL": "Qdrant/clip-ViT-B-32-vision",
     "MMRAG_IMAGE_TEXT_MODEL": "Qdrant/clip-ViT-B-32-text",
 }
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2  # 2: CLIP vectors only where ingestion writes them (--clip-vectors)
+CLIP_SHAPES = ("pictures", "every-chunk")
 TENANT, KEY = "bench", "bench-key"
 WARM_TENANT, WARM_KEY = "bench-warm", "bench-warm-key"
 CLIP_DIM = 512
@@ -54,7 +66,7 @@ N_PSEUDO = 4000
 CATEGORIES = [f"cat-{i:02d}" for i in range(10)]
 TAGS = [f"tag-{i:02d}" for i in range(30)]
 FUSIONS = ("weighted_sum", "rrf", "linear_combination")
-TARGETS_MS = {"text": 50.0, "multimodal": 150.0}
+TARGETS_MS = {"text": 50.0, "multimodal": 120.0}
 
 # the analyzer drops these; they head the Zipf ranking so that raw chunk text has realistic stop-word mass
 STOP_WORDS = "the of and to in a is that for it as with was on be by at this are from or an which not can".split()
@@ -125,6 +137,8 @@ class CorpusInfo:
     doc_refs: list[str]
     chunk_refs: list[str]
     seed: int
+    clip_vectors: str = "pictures"
+    n_clip: int = 0  # rows in the CLIP space
     reused: bool = False
 
     def to_json(self) -> dict[str, Any]:
@@ -145,17 +159,32 @@ def corpus_settings(data_dir: Path, **overrides: Any):
     return Settings(**values)
 
 
-def build_corpus(data_dir: Path, n_chunks: int, seed: int = 7, log: Callable[[str], None] = print) -> CorpusInfo:
-    """Write n_chunks synthetic chunks (and their documents and pictures) into data_dir, or reuse what is there."""
-    from mmrag.core import keys
+def build_corpus(
+    data_dir: Path,
+    n_chunks: int,
+    seed: int = 7,
+    log: Callable[[str], None] = print,
+    clip_vectors: str = "pictures",
+) -> CorpusInfo:
+    """Write n_chunks synthetic chunks (and their documents and pictures) into data_dir, or reuse what is there.
+
+    clip_vectors: "pictures" = a CLIP vector for each picture and each OCR chunk of a picture (as ingestion writes
+    them); "every-chunk" = for every chunk as well."""
+    if clip_vectors not in CLIP_SHAPES:
+        raise ValueError(f"clip_vectors must be one of {CLIP_SHAPES}")
+    from mmrag.composition import build_container
+    from mmrag.core import blob_paths as keys
     from mmrag.core.ingestion import filter_meta
     from mmrag.core.models import Chunk, Document, ImageRecord, IndexItem, new_id
-    from mmrag.wiring import build_container
 
     marker = data_dir / "bench-corpus.json"
     if marker.is_file():
         saved = json.loads(marker.read_text())
-        if saved.get("version") == CORPUS_VERSION and (saved.get("n_chunks"), saved.get("seed")) == (n_chunks, seed):
+        if saved.get("version") == CORPUS_VERSION and (
+            saved.get("n_chunks"),
+            saved.get("seed"),
+            saved.get("clip_vectors"),
+        ) == (n_chunks, seed, clip_vectors):
             saved.pop("version")
             return CorpusInfo(path=data_dir, reused=True, **saved)
         raise SystemExit(f"{data_dir} holds a different corpus ({marker}); remove it or pick another --data-dir")
@@ -182,6 +211,7 @@ def build_corpus(data_dir: Path, n_chunks: int, seed: int = 7, log: Callable[[st
     parts = {"generate": 0.0, "document store": 0.0, "index": 0.0}
     all_chunk_ids: list[str] = []
     doc_ids: list[str] = []
+    n_clip = 0
     tick = time.perf_counter()
     for d in range(n_docs):
         t0 = time.perf_counter()
@@ -244,13 +274,14 @@ def build_corpus(data_dir: Path, n_chunks: int, seed: int = 7, log: Callable[[st
                 )
             )
             char += len(text) + 1
+        every_chunk = clip_vectors == "every-chunk"
         items = [
             IndexItem(
                 ch.chunk_id,
                 doc_id,
                 "chunk",
                 ch.content,
-                {"text": text_vecs[i], "clip": clip_vecs[i]},
+                {"text": text_vecs[i], "clip": clip_vecs[i]} if every_chunk or ch.image_id else {"text": text_vecs[i]},
                 ch.page_number,
                 ch.image_id,
             )
@@ -280,6 +311,7 @@ def build_corpus(data_dir: Path, n_chunks: int, seed: int = 7, log: Callable[[st
         c.store.replace_content(TENANT, doc_id, chunks, images)
         t2 = time.perf_counter()
         c.index.upsert_document(TENANT, filter_meta(doc), items)
+        n_clip += sum("clip" in it.vectors for it in items)
         t3 = time.perf_counter()
         parts["generate"] += t1 - t0
         parts["document store"] += t2 - t1
@@ -303,6 +335,8 @@ def build_corpus(data_dir: Path, n_chunks: int, seed: int = 7, log: Callable[[st
         doc_refs=[doc_ids[int(i)] for i in pick.choice(len(doc_ids), min(500, len(doc_ids)), replace=False)],
         chunk_refs=[all_chunk_ids[int(i)] for i in pick.choice(len(all_chunk_ids), 500, replace=True)],
         seed=seed,
+        clip_vectors=clip_vectors,
+        n_clip=n_clip,
     )
     marker.write_text(json.dumps(info.to_json()))
     return info
@@ -354,10 +388,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Server:
-    """`mmrag serve` in a subprocess, so that its RSS is the service's alone."""
+def code_path(checkout: Path) -> Path:
+    """What goes first on PYTHONPATH for the code in `checkout`: its shared/ (a checkout), or the folder itself."""
+    return checkout / "shared" if (checkout / "shared" / "mmrag").is_dir() else checkout
 
-    def __init__(self, data_dir: Path, log_path: Path):
+
+class Server:
+    """`mmrag serve` in a subprocess, so that its RSS is the service's alone. It runs the code of this checkout, or with
+    `code` that of another one (see --baseline)."""
+
+    def __init__(self, data_dir: Path, log_path: Path, code: Path | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
@@ -370,6 +410,8 @@ class Server:
             "MMRAG_WORKERS": "1",
             "HF_HUB_OFFLINE": "1",
         }
+        # this checkout's code (not whichever mmrag the interpreter has installed), or the baseline's
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(code_path(code or ROOT)), env.get("PYTHONPATH")) if p)
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         cmd = [sys.executable, "-m", "mmrag.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
@@ -418,8 +460,8 @@ class Server:
 
 
 @contextmanager
-def running_server(data_dir: Path, log_path: Path) -> Iterator[Server]:
-    server = Server(data_dir, log_path)
+def running_server(data_dir: Path, log_path: Path, code: Path | None = None) -> Iterator[Server]:
+    server = Server(data_dir, log_path, code)
     try:
         yield server
     finally:
@@ -526,18 +568,27 @@ def endpoints(queries: list[str], images: list[str], corpus: CorpusInfo) -> list
     return out
 
 
-def measure(client: Client, ep: Endpoint, n: int, warmup: int, max_s: float, cpu: Callable[[], float]) -> Series:
-    """`warmup` unmeasured queries, then up to n measured ones or until max_s has passed. One at a time."""
+def measure(
+    clients: list[Client], ep: Endpoint, n: int, warmup: int, max_s: float, cpus: list[Callable[[], float]]
+) -> list[Series]:
+    """`warmup` unmeasured queries, then up to n measured ones or until max_s has passed. One at a time; with several
+    servers each query goes to all of them in turn, the first one changing from query to query."""
     for i in range(warmup):
-        client.post(ep.path, ep.body(n + i))  # other queries than the measured ones
-    series = Series(ep.name, ep.target)
-    cpu_start = cpu()
+        for client in clients:
+            client.post(ep.path, ep.body(n + i))  # other queries than the measured ones
+    series = [Series(ep.name, ep.target) for _ in clients]
+    cpu_ms = [0.0] * len(clients)
     deadline = time.perf_counter() + max_s
     for i in range(n):
         if time.perf_counter() > deadline:
             break
-        series.add(*client.post(ep.path, ep.body(i)))
-    series.cpu_ms = (cpu() - cpu_start) * 1000 / max(len(series.rtt), 1)
+        for turn in range(len(clients)):
+            j = (i + turn) % len(clients)
+            cpu_start = cpus[j]()
+            series[j].add(*clients[j].post(ep.path, ep.body(i)))
+            cpu_ms[j] += (cpus[j]() - cpu_start) * 1000
+    for s, total in zip(series, cpu_ms, strict=True):
+        s.cpu_ms = total / max(len(s.rtt), 1)
     return series
 
 
@@ -550,37 +601,73 @@ class SizeReport:
     bench_s: float
     disk_mb: dict[str, float]
     load_avg: tuple[float, float]  # 1-minute load average before and after the measurements
+    baseline: Path | None = None
+    baseline_series: list[Series] | None = None
+    baseline_memory: dict[str, float] | None = None
+    baseline_cold_query_s: float | None = None
 
 
-def run_size(corpus: CorpusInfo, n_queries: int, warmup: int, max_s: float, log_dir: Path) -> SizeReport:
+@dataclass
+class _Side:
+    server: Server
+    client: Client
+    memory: dict[str, float]
+    cold_s: float = 0.0
+
+
+def run_size(
+    corpus: CorpusInfo,
+    n_queries: int,
+    warmup: int,
+    max_s: float,
+    log_dir: Path,
+    baseline: Path | None = None,
+    only: list[str] | None = None,
+) -> SizeReport:
     started = time.perf_counter()
     rng = np.random.default_rng(11)
     # the same generator state as in build_corpus gives the same vocabulary and Zipf weights
     vocab = make_vocabulary(np.random.default_rng(corpus.seed + corpus.n_chunks))
     queries = make_queries(rng, vocab, n_queries + warmup)
     images = query_images(rng, 40)
-    eps = endpoints(queries, images, corpus)
-    with running_server(corpus.path, log_dir / f"server-{corpus.n_chunks}.log") as server:
-        warm = Client(server.url, WARM_KEY)
-        server.wait_ready(warm.http)
-        # load every model's runtime on a tenant with an empty index, so that the next RSS step is the index's
-        for ep in eps[:7]:
-            for i in range(3):
-                warm.post(ep.path, ep.body(20_000 + i))
-        mem = {"models": server.memory()["VmRSS"]}
+    all_eps = endpoints(queries, images, corpus)
+    eps = [ep for ep in all_eps if not only or any(ep.name.startswith(o) for o in only)]
+    with ExitStack() as stack:
+        sides = []
+        # one after the other: a server's first start may write beside the corpus (e.g. int8 model copies)
+        for code in [None] + ([baseline] if baseline is not None else []):
+            log = log_dir / f"server-{corpus.n_chunks}{'' if code is None else '-baseline'}.log"
+            server = stack.enter_context(running_server(corpus.path, log, code))
+            warm = Client(server.url, WARM_KEY)
+            server.wait_ready(warm.http)
+            # load every model's runtime on a tenant with an empty index, so that the next RSS step is the index's
+            for ep in all_eps[:7]:
+                for i in range(3):
+                    warm.post(ep.path, ep.body(20_000 + i))
+            sides.append(_Side(server, Client(server.url, KEY), {"models": server.memory()["VmRSS"]}))
         load_before = os.getloadavg()[0]
-        client = Client(server.url, KEY)
-        cold, _ = client.post("/search/text", {"query": "first query loads the index", "top_k": 10})
-        mem["index loaded"] = server.memory()["VmRSS"]
-        series = [measure(client, ep, n_queries, warmup, max_s, server.cpu_seconds) for ep in eps]
-        final = server.memory()
-        mem["end"], mem["peak"] = final["VmRSS"], final["VmHWM"]
+        for side in sides:
+            side.cold_s, _ = side.client.post("/search/text", {"query": "first query loads the index", "top_k": 10})
+            side.memory["index loaded"] = side.server.memory()["VmRSS"]
+        clients, cpus = [x.client for x in sides], [x.server.cpu_seconds for x in sides]
+        per_ep = [measure(clients, ep, n_queries, warmup, max_s, cpus) for ep in eps]
+        for side in sides:
+            final = side.server.memory()
+            side.memory["end"], side.memory["peak"] = final["VmRSS"], final["VmHWM"]
     disk = {
         "mmrag.sqlite": sum(p.stat().st_size for p in corpus.path.glob("mmrag.sqlite*")) / 2**20,
         "index": sum(p.stat().st_size for p in (corpus.path / "index").glob("*")) / 2**20,
     }
     load = (load_before, os.getloadavg()[0])
-    return SizeReport(corpus, series, mem, cold, time.perf_counter() - started, disk, load)
+    report = SizeReport(
+        corpus, [x[0] for x in per_ep], sides[0].memory, sides[0].cold_s, time.perf_counter() - started, disk, load
+    )
+    if baseline is not None:
+        report.baseline = baseline
+        report.baseline_series = [x[1] for x in per_ep]
+        report.baseline_memory = sides[1].memory
+        report.baseline_cold_query_s = sides[1].cold_s
+    return report
 
 
 # --------------------------------------------------------------------------------------------------------- report
@@ -595,39 +682,63 @@ def fmt(x: float | None) -> str:
 BREAKDOWN = ("encode", "retrieve", "fuse", "hydrate", "untimed")
 
 
+def _row(name: str, s: Series) -> str:
+    dec, enc = s.timings.get("decode_image"), s.timings.get("encode_image")
+    target = ""
+    if s.target:
+        limit = TARGETS_MS[s.target]
+        target = f"<={limit:.0f} {'ok' if pct(s.server, 95) <= limit else 'MISS'}"
+    stages = " ".join(f"{k} {pct(s.timings[k], 50):.1f}" for k in BREAKDOWN if k in s.timings)
+    return (
+        f"{name:30} {len(s.server):>4} {fmt(pct(s.server, 50)):>8} {fmt(pct(s.server, 95)):>8} "
+        f"{fmt(pct(s.rtt, 50)):>8} {fmt(pct(s.rtt, 95)):>8} {fmt(pct(dec, 50) if dec else None):>8} "
+        f"{fmt(pct(enc, 50) if enc else None):>8} {fmt(s.cpu_ms):>6}  {target:11} {s.empty:>5}  {stages}"
+    )
+
+
+def _memory(c: CorpusInfo, m: dict[str, float], cold_s: float, who: str = "") -> list[str]:
+    arrays = (c.n_chunks * c.text_dim + c.n_clip * CLIP_DIM) * 4 / 2**20
+    return [
+        f"{who}index cold load (first query of the tenant, rtt): {cold_s:.2f} s",
+        f"{who}server RSS: {m['models']:.0f} MiB with models warm and an empty index; {m['index loaded']:.0f} MiB "
+        f"after loading this corpus's index (+{m['index loaded'] - m['models']:.0f} MiB = the index's share; its "
+        f"float32 vectors alone are {arrays:.0f} MiB: {c.n_chunks:,}x{c.text_dim} text + {c.n_clip:,}x{CLIP_DIM} "
+        f"clip); {m['end']:.0f} MiB after the runs; peak {m['peak']:.0f} MiB",
+    ]
+
+
 def format_report(rep: SizeReport) -> str:
     c = rep.corpus
+    base = rep.baseline_series
     lines = [
-        f"== {c.n_chunks:,} chunks: {c.n_documents:,} documents, {c.n_images:,} of them a picture "
-        f"(corpus {'reused' if c.reused else 'built'}: {c.path}) ==",
+        f"== {c.n_chunks:,} chunks: {c.n_documents:,} documents, {c.n_images:,} of them a picture, {c.n_clip:,} CLIP "
+        f"vectors ({c.clip_vectors}) (corpus {'reused' if c.reused else 'built'}: {c.path}) ==",
         "times in ms; srv = response search_time minus the query picture's decode_image + encode_image; "
         "rtt = client round trip (everything); img dec/enc = the query picture's decode/encode (p50); "
         "cpu/q = server CPU time per query (all threads, includes the picture); multimodal queries carry text and a "
         "picture",
-        f"{'endpoint':30} {'n':>4} {'srv p50':>8} {'srv p95':>8} {'rtt p50':>8} {'rtt p95':>8} "
-        f"{'img dec':>8} {'img enc':>8} {'cpu/q':>6}  {'target p95':11} {'0-hit':>5}  srv p50 by stage",
     ]
-    for s in rep.series:
-        dec, enc = s.timings.get("decode_image"), s.timings.get("encode_image")
-        target = ""
-        if s.target:
-            limit = TARGETS_MS[s.target]
-            target = f"<={limit:.0f} {'ok' if pct(s.server, 95) <= limit else 'MISS'}"
-        stages = " ".join(f"{k} {pct(s.timings[k], 50):.1f}" for k in BREAKDOWN if k in s.timings)
+    if base is not None:
         lines.append(
-            f"{s.name:30} {len(s.server):>4} {fmt(pct(s.server, 50)):>8} {fmt(pct(s.server, 95)):>8} "
-            f"{fmt(pct(s.rtt, 50)):>8} {fmt(pct(s.rtt, 95)):>8} {fmt(pct(dec, 50) if dec else None):>8} "
-            f"{fmt(pct(enc, 50) if enc else None):>8} {fmt(s.cpu_ms):>6}  {target:11} {s.empty:>5}  {stages}"
+            f"each endpoint: this code, then the baseline ({rep.baseline}) on the same queries, taking turns; "
+            "new/base = ratio of the srv percentiles"
         )
-    m = rep.memory
-    arrays = (c.n_chunks * c.text_dim + (c.n_chunks + c.n_images) * CLIP_DIM) * 4 / 2**20
+    lines.append(
+        f"{'endpoint':30} {'n':>4} {'srv p50':>8} {'srv p95':>8} {'rtt p50':>8} {'rtt p95':>8} "
+        f"{'img dec':>8} {'img enc':>8} {'cpu/q':>6}  {'target p95':11} {'0-hit':>5}  srv p50 by stage"
+    )
+    for i, s in enumerate(rep.series):
+        lines.append(_row(s.name, s))
+        if base is not None:
+            b = base[i]
+            lines.append(_row("  baseline", b))
+            ratio = [pct(s.server, q) / pct(b.server, q) if pct(b.server, q) > 0 else float("nan") for q in (50, 95)]
+            lines.append(f"{'  new/base':30} {'':>4} {ratio[0]:>8.2f} {ratio[1]:>8.2f}")
     parts = ", ".join(f"{k} {v:.1f} s" for k, v in c.build_parts.items())
+    lines += _memory(c, rep.memory, rep.cold_query_s)
+    if rep.baseline_memory is not None and rep.baseline_cold_query_s is not None:
+        lines += _memory(c, rep.baseline_memory, rep.baseline_cold_query_s, "baseline: ")
     lines += [
-        f"index cold load (first query of the tenant, rtt): {rep.cold_query_s:.2f} s",
-        f"server RSS: {m['models']:.0f} MiB with models warm and an empty index; {m['index loaded']:.0f} MiB after "
-        f"loading this corpus's index (+{m['index loaded'] - m['models']:.0f} MiB = the index's share; its vector "
-        f"arrays alone are {arrays:.0f} MiB: {c.n_chunks:,}x{c.text_dim} text + {c.n_chunks + c.n_images:,}x{CLIP_DIM}"
-        f" clip float32); {m['end']:.0f} MiB after the runs; peak {m['peak']:.0f} MiB",
         f"build: {c.build_s:.1f} s ({parts})"
         + (" [earlier run]" if c.reused else "")
         + f"; on disk: mmrag.sqlite {rep.disk_mb['mmrag.sqlite']:.0f} MiB, index {rep.disk_mb['index']:.0f} MiB; "
@@ -654,7 +765,8 @@ def header(args: argparse.Namespace) -> str:
             f"words, then {N_PSEUDO} pseudo-words, {len(ENGLISH)} English and {len(CHINESE)} Chinese words "
             f"(shuffled), {TOPIC_SHARE:.0%} of the words from one of {N_TOPICS} topics' {TOPIC_WORDS}-word lists;",
             "  vectors = unit(0.6 doc + 0.8 noise), doc = unit(0.7 topic + 0.7 noise), random Gaussian directions: "
-            "text space for chunks, CLIP space for chunks and pictures;",
+            "text space for chunks, CLIP space for pictures and their OCR chunks"
+            + (" and every other chunk;" if args.clip_vectors == "every-chunk" else " (--clip-vectors pictures);"),
             f"  metadata: {len(CATEGORIES)} categories (uniform), 1-3 of {len(TAGS)} tags, dates 2023-2024; "
             "documents 'completed' with their counts",
             "queries: distinct questions of 2-5 real English words (85%) or 2-3 Chinese words (15%) from the "
@@ -670,7 +782,16 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=10, help="unmeasured queries per endpoint")
     ap.add_argument("--max-seconds", type=float, default=20, help="stop measuring an endpoint after this long")
     ap.add_argument("--data-dir", type=Path, help="keep the corpora here (DIR/chunks-N) and reuse them")
+    ap.add_argument(
+        "--clip-vectors", choices=CLIP_SHAPES, default="pictures", help="which chunks have a CLIP vector (see above)"
+    )
+    ap.add_argument("--baseline", type=Path, help="a checkout of other code to compare with, query by query")
+    ap.add_argument("--endpoints", nargs="+", help="only the endpoints whose name starts with one of these")
     args = ap.parse_args()
+    sys.path.insert(0, str(code_path(ROOT)))  # this checkout's code, here as in the servers
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers too (the finally blocks run)
+    if args.baseline is not None and not args.baseline.is_dir():
+        ap.error(f"--baseline {args.baseline}: not a folder")
     for k, v in MODEL_ENV.items():
         os.environ.setdefault(k, v)
     os.environ.setdefault("MMRAG_MODEL_DIR", str(DEFAULT_MODELS))
@@ -680,10 +801,13 @@ def main() -> int:
     assert root is not None
     try:
         for size in args.sizes:
-            path = root / f"chunks-{size}"
+            path = root / (f"chunks-{size}" + ("" if args.clip_vectors == "pictures" else f"-clip-{args.clip_vectors}"))
             print(f"\nbuilding or loading the {size:,}-chunk corpus in {path} ...", flush=True)
-            corpus = build_corpus(path, size, log=lambda msg: print(msg, flush=True))
-            print(format_report(run_size(corpus, args.queries, args.warmup, args.max_seconds, root)), flush=True)
+            corpus = build_corpus(path, size, log=lambda msg: print(msg, flush=True), clip_vectors=args.clip_vectors)
+            report = run_size(
+                corpus, args.queries, args.warmup, args.max_seconds, root, baseline=args.baseline, only=args.endpoints
+            )
+            print(format_report(report), flush=True)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

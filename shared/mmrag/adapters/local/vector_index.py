@@ -4,6 +4,12 @@ Each tenant has its own SQLite file, so BM25 statistics and vectors never mix te
 SQLite and mirrored in memory in append-only arrays: a search reads a snapshot (the arrays and a row count), so
 writers never block readers, and a delete clears the row's 'alive' flag in place, visible to the next search at once.
 Filters are document-level (type, category, tags, date, ids) and item-level (kind), applied as a mask before ranking.
+
+Dense search stays exact, but a large space is not scanned in float32: each row also has an int8 copy (one scale per
+row), the int8 rows are scored against an int8 copy of the query by onnxruntime's integer matrix product (a quarter of
+the memory traffic), and only the rows that could still be in the top k are scored again in float32. "Could" is decided
+by a proven bound on the int8 scores' error (Cauchy-Schwarz on both quantisation residuals), so the returned hits and
+their scores are those of the exact float32 scan. Without onnxruntime, or for small spaces, the float32 scan runs.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from mmrag.adapters.local.sqlite_db import SqliteDb
-from mmrag.core.keys import tenant_slug
+from mmrag.core.blob_paths import tenant_slug
 from mmrag.core.models import DocFilterMeta, Hit, IndexItem, SearchFilters
 from mmrag.text import analyzer
 
@@ -51,6 +57,108 @@ CREATE VIRTUAL TABLE IF NOT EXISTS terms USING fts5(body, tokenize = 'unicode61 
 """
 
 KINDS = ("chunk", "image")
+QUANTIZED_MIN_ROWS = 4096  # below this the float32 scan takes well under a millisecond
+ROWID_LIST_MAX_SHARE = 0.25  # a lexical filter letting fewer rows through hands FTS5 the list of allowed rowids
+RESCORE_MAX_SHARE = 0.25  # if more rows than this share could still be in the top k, scan them all in float32
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, n = n & 0x7F, n >> 7
+        out.append(low | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _pb(field: int, value: int | str | bytes) -> bytes:
+    """One protobuf field: an int as a varint, a str or bytes as a length-delimited record."""
+    if isinstance(value, int):
+        return _varint(field << 3) + _varint(value)
+    raw = value.encode() if isinstance(value, str) else value
+    return _varint(field << 3 | 2) + _varint(len(raw)) + raw
+
+
+def int8_scan_model() -> bytes:
+    """The ONNX model Y = MatMulInteger(A, B, A_zero): A (n x d) uint8 row codes with zero point A_zero (128),
+    B (d x 1) int8 query codes, Y (n x 1) int32 exact dot products. Written by hand (ModelProto field numbers from
+    onnx.proto) so that the `onnx` package is not needed at run time."""
+    uint8, int8, int32 = 2, 3, 6
+
+    def tensor(name: str, elem_type: int, dims: list[int | str]) -> bytes:
+        shape = b"".join(_pb(1, _pb(1, d) if isinstance(d, int) else _pb(2, d)) for d in dims)
+        return _pb(1, name) + _pb(2, _pb(1, _pb(1, elem_type) + _pb(2, shape)))
+
+    node = _pb(1, "A") + _pb(1, "B") + _pb(1, "A_zero") + _pb(2, "Y") + _pb(4, "MatMulInteger")
+    graph = (
+        _pb(1, node)
+        + _pb(2, "int8_scan")
+        + _pb(11, tensor("A", uint8, ["n", "d"]))
+        + _pb(11, tensor("B", int8, ["d", 1]))
+        + _pb(11, tensor("A_zero", uint8, []))
+        + _pb(12, tensor("Y", int32, ["n", 1]))
+    )
+    return _pb(1, 7) + _pb(7, graph) + _pb(8, _pb(1, "") + _pb(2, 13))  # IR version 7, opset 13
+
+
+class _Int8Product:
+    """rows (uint8 codes, zero point 128) @ query (int8) -> int32, on one onnxruntime thread that never spins (the
+    search's other channel and the query encoders need the other core)."""
+
+    _ZERO = np.array(128, dtype=np.uint8)
+
+    def __init__(self) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(int8_scan_model(), opts, providers=["CPUExecutionProvider"])
+
+    def __call__(self, codes: np.ndarray, q8: np.ndarray) -> np.ndarray:
+        out = self.session.run(None, {"A": codes, "B": q8.reshape(-1, 1), "A_zero": self._ZERO})[0]
+        return out.reshape(-1)
+
+
+def _dot(rows: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """rows @ q on this thread. Not BLAS when quantized: a multithreaded BLAS call waits for a worker thread, which on
+    2 busy cores can take a scheduler slice (milliseconds) for a product of a fraction of a millisecond."""
+    return np.einsum("ij,j->i", rows, q) if len(rows) <= 65_536 else rows @ q
+
+
+_INT8: list[_Int8Product | None] = []
+_INT8_LOCK = threading.Lock()
+
+
+def int8_product() -> _Int8Product | None:
+    """The shared integer product, or None when onnxruntime is not installed (then every scan is float32)."""
+    if not _INT8:
+        with _INT8_LOCK:
+            if not _INT8:
+                try:
+                    _INT8.append(_Int8Product())
+                except Exception:  # noqa: BLE001 - no onnxruntime, or one that cannot run the model
+                    _INT8.append(None)
+    return _INT8[0]
+
+
+def quantize_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Symmetric int8 codes, one scale per row (stored as uint8 = code + 128), the row's 1/scale, the residual's
+    norm |row - code/scale| and the norm of code/scale. The last two bound the error of a score from the codes."""
+    rows = np.asarray(rows, dtype=np.float32)
+    peak = np.abs(rows).max(axis=1) if rows.size else np.zeros(len(rows), dtype=np.float32)
+    inv_scale = np.where(peak > 0, peak / np.float32(127.0), np.float32(1.0)).astype(np.float32)
+    codes = rows / inv_scale[:, None]
+    np.rint(codes, out=codes)
+    np.clip(codes, -127, 127, out=codes)
+    diff = codes * inv_scale[:, None]
+    code_norm = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    np.subtract(rows, diff, out=diff)
+    residual = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    codes += 128
+    return codes.astype(np.uint8), inv_scale, residual, code_norm
 
 
 @dataclass
@@ -69,27 +177,42 @@ class _Space:
         self.dim = dim
         self.n = 0
         self.matrix = np.zeros((capacity, dim), dtype=np.float32)
+        self.codes = np.zeros((capacity, dim), dtype=np.uint8)  # int8 copy of matrix (+128), see quantize_rows
+        self.inv_scale = np.zeros(capacity, dtype=np.float32)
         self.alive = np.zeros(capacity, dtype=bool)
         self.doc_slot = np.zeros(capacity, dtype=np.int32)
         self.kind = np.zeros(capacity, dtype=np.int8)
         self.item_ids: list[str] = []
         self.row_of: dict[str, int] = {}
+        # largest residual norm and norm of a decoded row so far (they only grow): the int8 scores' error bound
+        self.max_residual = 0.0
+        self.max_code_norm = 0.0
+
+    def _grow(self, need: int) -> None:
+        cap = max(need, 2 * len(self.alive))
+        for name in ("matrix", "codes", "inv_scale", "alive", "doc_slot", "kind"):
+            old = getattr(self, name)
+            new = np.zeros((cap, *old.shape[1:]), dtype=old.dtype)
+            new[: self.n] = old[: self.n]
+            setattr(self, name, new)
+
+    def write_rows(self, start: int, vecs: np.ndarray) -> None:
+        """Rows start.. of the float32 matrix and their int8 codes (not yet published: n is unchanged)."""
+        end = start + len(vecs)
+        self.matrix[start:end] = vecs
+        codes, inv_scale, residual, code_norm = quantize_rows(self.matrix[start:end])
+        self.codes[start:end] = codes
+        self.inv_scale[start:end] = inv_scale
+        if end > start:
+            self.max_residual = max(self.max_residual, float(residual.max()))
+            self.max_code_norm = max(self.max_code_norm, float(code_norm.max()))
 
     def append(self, item_ids: list[str], vecs: np.ndarray, doc_slot: int, kinds: list[int]) -> None:
         need = self.n + len(item_ids)
         if need > len(self.alive):
-            cap = max(need, 2 * len(self.alive))
-            matrix = np.zeros((cap, self.dim), dtype=np.float32)
-            matrix[: self.n] = self.matrix[: self.n]
-            alive = np.zeros(cap, dtype=bool)
-            alive[: self.n] = self.alive[: self.n]
-            doc_slot_arr = np.zeros(cap, dtype=np.int32)
-            doc_slot_arr[: self.n] = self.doc_slot[: self.n]
-            kind = np.zeros(cap, dtype=np.int8)
-            kind[: self.n] = self.kind[: self.n]
-            self.matrix, self.alive, self.doc_slot, self.kind = matrix, alive, doc_slot_arr, kind
+            self._grow(need)
         start = self.n
-        self.matrix[start:need] = vecs
+        self.write_rows(start, vecs)
         self.doc_slot[start:need] = doc_slot
         self.kind[start:need] = kinds
         self.alive[start:need] = True
@@ -108,6 +231,46 @@ class _Space:
                 self.alive[row] = False
 
 
+class _LexRows:
+    """The items that have terms in FTS5: rowid, document slot and kind, append-only like _Space. A selective filter
+    becomes the list of the allowed rowids, so that FTS5 scores (bm25(), the costly part) only those rows."""
+
+    def __init__(self, capacity: int = 1024):
+        self.n = 0
+        self.rowid = np.zeros(capacity, dtype=np.int64)
+        self.slot = np.zeros(capacity, dtype=np.int32)
+        self.kind = np.zeros(capacity, dtype=np.int8)
+        self.alive = np.zeros(capacity, dtype=bool)
+        self.pos: dict[int, int] = {}
+
+    def append(self, rowids: list[int], slots: list[int] | int, kinds: list[int]) -> None:
+        need = self.n + len(rowids)
+        if need > len(self.alive):
+            cap = max(need, 2 * len(self.alive))
+            for name in ("rowid", "slot", "kind", "alive"):
+                old = getattr(self, name)
+                new = np.zeros(cap, dtype=old.dtype)
+                new[: self.n] = old[: self.n]
+                setattr(self, name, new)
+        start = self.n
+        self.rowid[start:need] = rowids
+        self.slot[start:need] = slots
+        self.kind[start:need] = kinds
+        self.alive[start:need] = True
+        for offset, rowid in enumerate(rowids):
+            old_pos = self.pos.get(rowid)
+            if old_pos is not None:
+                self.alive[old_pos] = False
+            self.pos[rowid] = start + offset
+        self.n = need  # published last
+
+    def remove(self, rowids: Sequence[int]) -> None:
+        for rowid in rowids:
+            p = self.pos.pop(rowid, None)
+            if p is not None:
+                self.alive[p] = False
+
+
 class _TenantIndex:
     def __init__(self, path: Path):
         self.db = SqliteDb(path, SCHEMA)
@@ -115,6 +278,7 @@ class _TenantIndex:
         self.docs: dict[str, _DocMeta] = {}
         self.slot_docs: list[str] = []
         self.spaces: dict[str, _Space] = {}
+        self.lex = _LexRows()
         self.generation = -1
         self._doc_version = 0
         self._arrays: dict[str, Any] | None = None
@@ -153,7 +317,7 @@ class _TenantIndex:
             row = 0
             while block := cursor.fetchmany(4096):
                 end = row + len(block)
-                sp.matrix[row:end] = np.frombuffer(b"".join(b[3] for b in block), dtype=np.float32).reshape(-1, sp.dim)
+                sp.write_rows(row, np.frombuffer(b"".join(b[3] for b in block), dtype=np.float32).reshape(-1, sp.dim))
                 sp.doc_slot[row:end] = [self.docs[b[1]].slot for b in block]
                 sp.kind[row:end] = [KINDS.index(b[2]) for b in block]
                 sp.alive[row:end] = True
@@ -162,6 +326,15 @@ class _TenantIndex:
                 sp.item_ids.extend(b[0] for b in block)
                 row = end
             sp.n = row
+        # terms_docsize (FTS5's own table) has a row for each row of terms, without its text
+        lex_rows = self.db.query(
+            "SELECT d.id, i.document_id, i.kind FROM terms_docsize d JOIN items i ON i.rowid = d.id ORDER BY d.id"
+        )
+        lex = _LexRows(max(1024, len(lex_rows)))
+        lex.append(
+            [r[0] for r in lex_rows], [self.docs[r[1]].slot for r in lex_rows], [KINDS.index(r[2]) for r in lex_rows]
+        )
+        self.lex = lex
 
     def _set_doc(self, meta: DocFilterMeta) -> _DocMeta:
         existing = self.docs.get(meta.document_id)
@@ -228,7 +401,19 @@ def has_doc_filter(f: SearchFilters) -> bool:
 
 
 class EmbeddedVectorIndex:
-    def __init__(self, root: Path):
+    def __init__(
+        self,
+        root: Path,
+        *,
+        quantized: bool = True,
+        quantized_min_rows: int = QUANTIZED_MIN_ROWS,
+        rescore_max_share: float = RESCORE_MAX_SHARE,
+    ):
+        """quantized=False: always the float32 scan (same results, more memory traffic). The other two options are
+        for tests: the int8 scan for any number of rows, and re-scoring however many rows remain."""
+        self.quantized = quantized
+        self.quantized_min_rows = quantized_min_rows
+        self.rescore_max_share = rescore_max_share
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._tenants: dict[str, _TenantIndex] = {}
@@ -257,18 +442,19 @@ class EmbeddedVectorIndex:
                     "INSERT OR REPLACE INTO docs (document_id, document_type, category, tags, date) VALUES (?,?,?,?,?)",
                     (meta.document_id, meta.document_type, meta.category, json.dumps(meta.tags), meta.date),
                 )
-                rowids = []
+                lex_rowids, lex_kinds = [], []
                 for it in items:
                     cur = conn.execute(
                         "INSERT INTO items (item_id, document_id, kind, page_number, image_id) VALUES (?,?,?,?,?)",
                         (it.item_id, it.document_id, it.kind, it.page_number, it.image_id),
                     )
                     rowid = cur.lastrowid
-                    rowids.append(rowid)
                     if it.text.strip():
                         terms = analyzer.tokens(it.text)
                         if terms:
                             conn.execute("INSERT INTO terms (rowid, body) VALUES (?, ?)", (rowid, " ".join(terms)))
+                            lex_rowids.append(rowid)
+                            lex_kinds.append(KINDS.index(it.kind))
                     for space, vec in it.vectors.items():
                         arr = np.asarray(vec, dtype=np.float32)
                         conn.execute(
@@ -276,6 +462,7 @@ class EmbeddedVectorIndex:
                         )
                         n_vectors += 1
             dm = t._set_doc(meta)
+            t.lex.append(lex_rowids, dm.slot, lex_kinds)
             by_space: dict[str, list[IndexItem]] = {}
             for it in items:
                 for space in it.vectors:
@@ -296,6 +483,7 @@ class EmbeddedVectorIndex:
             item_ids = [r["item_id"] for r in rows]
             for sp in t.spaces.values():
                 sp.remove(item_ids)
+            t.lex.remove(rowids)
             with t.db.tx() as conn:
                 t.bump(conn)
                 for i in range(0, len(rowids), 500):
@@ -332,15 +520,94 @@ class EmbeddedVectorIndex:
 
     # ------------------------------------------------------------------ reads
     def search_lexical(self, tenant: str, text: str, filters: SearchFilters, k: int) -> list[Hit]:
+        """BM25 top k. Scoring a matching row (bm25()) is what costs, not finding it, so: without a filter, or with one
+        that lets most rows through, FTS5 ranks alone (no join for each of the maybe tens of thousands of matching
+        rows), more rows the more the filter removes, and the best ones are checked; with a selective filter FTS5 is
+        given the list of the allowed rowids (from memory) and scores only those. Should that leave fewer than k hits
+        while more rows matched, the query with every filter joined in SQL decides."""
         t = self._t(tenant, fresh=True)
         match = analyzer.fts_query(text)
         if not match or k <= 0:
             return []
+        f = filters
+        if f.document_ids is not None and not f.document_ids:
+            return []
+        excluded = set(f.exclude_item_ids or ())
+        kinds = set(f.kinds) if f.kinds else None
+        allowed = t.allowed_slots(f) if has_doc_filter(f) else None
+        share = 1.0
+        if allowed is not None or (kinds is not None and not kinds >= set(KINDS)):
+            lex = t.lex
+            n = lex.n
+            ok = lex.alive[:n].copy()
+            total = int(ok.sum())
+            if allowed is not None:
+                ok &= allowed[lex.slot[:n]]
+            if kinds is not None:
+                ok &= np.isin(lex.kind[:n], [KINDS.index(x) for x in kinds])
+            count = int(ok.sum())
+            if count == 0:
+                return []
+            share = count / max(total, 1)
+            if share < ROWID_LIST_MAX_SHARE:
+                limit = k + len(excluded)
+                rows = t.db.query(
+                    "SELECT rowid, bm25(terms) AS s FROM terms WHERE terms MATCH ? "
+                    "AND +rowid IN (SELECT value FROM json_each(?)) ORDER BY s LIMIT ?",  # +: not an FTS5 lookup
+                    (match, json.dumps(lex.rowid[:n][ok].tolist()), limit),
+                )
+                return self._checked_hits(t, rows, limit, k, excluded, kinds, allowed, match, f)
+        limit = int(2 * k / share) + len(excluded) + 16
+        rows = t.db.query(
+            "SELECT rowid, bm25(terms) AS s FROM terms WHERE terms MATCH ? ORDER BY s LIMIT ?", (match, limit)
+        )
+        return self._checked_hits(t, rows, limit, k, excluded, kinds, allowed, match, f)
+
+    def _checked_hits(
+        self,
+        t: _TenantIndex,
+        rows: list[Any],
+        limit: int,
+        k: int,
+        excluded: set[str],
+        kinds: set[str] | None,
+        allowed: np.ndarray | None,
+        match: str,
+        filters: SearchFilters,
+    ) -> list[Hit]:
+        """The first k of FTS5's ranked rows that pass the filters (their items looked up together)."""
+        if not rows:
+            return []
+        items = {
+            r[0]: r
+            for r in t.db.query(
+                "SELECT i.rowid, i.item_id, i.kind, i.document_id FROM items i "
+                "JOIN docs dm ON dm.document_id = i.document_id WHERE i.rowid IN (SELECT value FROM json_each(?))",
+                (json.dumps([r[0] for r in rows]),),
+            )
+        }
+        hits: list[Hit] = []
+        for rowid, score in rows:
+            it = items.get(rowid)
+            if it is None or it[1] in excluded or (kinds is not None and it[2] not in kinds):
+                continue
+            if allowed is not None:
+                dm = t.docs.get(it[3])
+                if dm is None or not allowed[dm.slot]:
+                    continue
+            hits.append(Hit(it[1], -float(score), it[2]))
+            if len(hits) == k:
+                return hits
+        if len(rows) < limit:  # every matching row was seen
+            return hits
+        return self._lexical_joined(t, match, filters, k)
+
+    @staticmethod
+    def _lexical_joined(t: _TenantIndex, match: str, filters: SearchFilters, k: int) -> list[Hit]:
+        """BM25 top k with every filter joined in SQL: exact for any filter, but joins each matching row."""
         where, params = ["terms MATCH ?"], [match]
         f = filters
         if f.document_ids is not None:
-            if not f.document_ids:
-                return []
             where.append(f"i.document_id IN ({','.join('?' * len(f.document_ids))})")
             params.extend(f.document_ids)
         if f.document_types:
@@ -379,12 +646,15 @@ class EmbeddedVectorIndex:
         sp = t.spaces.get(space)
         if sp is None or sp.n == 0 or k <= 0:
             return []
-        n, matrix, alive, doc_slot, kind = sp.n, sp.matrix, sp.alive, sp.doc_slot, sp.kind
+        # one snapshot: rows below n never change but for 'alive', arrays are replaced (not resized) when they grow
+        n, matrix, codes, inv_scale = sp.n, sp.matrix, sp.codes, sp.inv_scale
+        alive, doc_slot, kind = sp.alive, sp.doc_slot, sp.kind
         mask = alive[:n].copy()
         if has_doc_filter(filters):
             mask &= t.allowed_slots(filters)[doc_slot[:n]]
         if filters.kinds:
-            mask &= np.isin(kind[:n], [KINDS.index(x) for x in filters.kinds])
+            kinds = [KINDS.index(x) for x in filters.kinds]
+            mask &= kind[:n] == kinds[0] if len(kinds) == 1 else np.isin(kind[:n], kinds)
         if filters.exclude_item_ids:
             for item_id in filters.exclude_item_ids:
                 row = sp.row_of.get(item_id)
@@ -393,17 +663,66 @@ class EmbeddedVectorIndex:
         candidates = np.flatnonzero(mask)
         if candidates.size == 0:
             return []
-        q = np.asarray(vector, dtype=np.float32)
-        if candidates.size * 4 >= n:  # most rows qualify: one product over all, then mask (no copy of the matrix)
-            scores = matrix[:n] @ q
+        q = np.asarray(vector, dtype=np.float32).reshape(-1)
+        k = min(k, candidates.size)
+        product = int8_product() if self.quantized and candidates.size >= self.quantized_min_rows else None
+        rows = None
+        if product is not None:
+            rows = self._rows_to_rescore(sp, n, codes, inv_scale, mask, candidates, q, k, product)
+            if rows is not None and rows.size > self.rescore_max_share * candidates.size:
+                rows = None
+        if rows is not None:  # the int8 scan ruled out every other row: exact float32 scores for these only
+            scores = _dot(matrix[rows], q)
+        elif candidates.size * 4 >= n:  # most rows qualify: one product over all, then mask (no copy of the matrix)
+            rows = np.arange(n)
+            scores = _dot(matrix[:n], q)
             scores[~mask] = -np.inf
         else:  # a selective filter: score only the candidates
-            scores = np.full(n, -np.inf, dtype=np.float32)
-            scores[candidates] = matrix[candidates] @ q
-        k = min(k, candidates.size)
+            rows = candidates
+            scores = _dot(matrix[candidates], q)
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top])]
-        return [Hit(sp.item_ids[i], float(scores[i]), KINDS[kind[i]]) for i in top if np.isfinite(scores[i])]
+        return [
+            Hit(sp.item_ids[rows[i]], float(scores[i]), KINDS[kind[rows[i]]]) for i in top if np.isfinite(scores[i])
+        ]
+
+    @staticmethod
+    def _rows_to_rescore(
+        sp: _Space,
+        n: int,
+        codes: np.ndarray,
+        inv_scale: np.ndarray,
+        mask: np.ndarray,
+        candidates: np.ndarray,
+        q: np.ndarray,
+        k: int,
+        product: _Int8Product,
+    ) -> np.ndarray | None:
+        """The rows whose exact score may reach the top k, from the int8 scores (None: scan in float32 instead).
+
+        approx = codes·q8 / (scale·t) differs from the exact row·q by at most
+        |decoded row|·|q - q8/t| + |row - decoded row|·|q| <= bound (Cauchy-Schwarz). The k best approximate rows
+        score at least kth - bound exactly; a row with approx < kth - 2·bound scores less than that, so it cannot be
+        in the top k. A tiny slack covers float32 rounding of the approximate scores."""
+        peak = float(np.abs(q).max()) if q.size else 0.0
+        if not np.isfinite(peak) or peak == 0.0 or q.size != sp.dim:
+            return None
+        scale = 127.0 / peak
+        q8 = np.clip(np.rint(q * scale), -127, 127).astype(np.int8)
+        q_norm = float(np.linalg.norm(q))
+        q_residual = float(np.linalg.norm(q - q8.astype(np.float32) / np.float32(scale)))
+        bound = sp.max_code_norm * q_residual + sp.max_residual * q_norm
+        slack = 1e-5 * (sp.max_code_norm + sp.max_residual) * q_norm  # |row| <= |decoded row| + |residual|
+        if candidates.size * 4 >= n:  # most rows qualify: all rows (no copy of the codes), masked afterwards
+            approx = product(codes[:n], q8).astype(np.float32) * (inv_scale[:n] / np.float32(scale))
+            approx[~mask] = -np.inf
+            pool = None
+        else:
+            pool = candidates
+            approx = product(codes[candidates], q8).astype(np.float32) * (inv_scale[candidates] / np.float32(scale))
+        kth = np.partition(approx, approx.size - k)[approx.size - k]
+        keep = np.flatnonzero(approx >= kth - 2.0 * bound - slack)
+        return keep if pool is None else pool[keep]
 
     def get_vectors(self, tenant: str, space: str, item_ids: Sequence[str]) -> dict[str, np.ndarray]:
         sp = self._t(tenant, fresh=True).spaces.get(space)
