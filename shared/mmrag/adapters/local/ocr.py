@@ -1,14 +1,46 @@
-"""RapidOCR (PP-OCRv4 ONNX models shipped inside the wheel; reads Chinese and English)."""
+"""Local OCR: RapidOCR (`rapidocr` ≥ 3.9, Apache-2.0) with the PP-OCRv6 small models that ship inside its wheel, on
+ONNX Runtime. One model pair reads Chinese and English (and keeps the spaces between English words).
+
+Nothing is downloaded, ever: we open the two ONNX files from the installed `rapidocr` package ourselves and hand
+RapidOCR the sessions, so its model-download code is never reached (a missing file is an error, not a download).
+
+The parameters are tuned for what we feed it — PDF pages rendered at 110–150 dpi and pictures
+(`bench/ocr_bench.py` measures them):
+
+- no angle classifier (`use_cls`): our pages are upright; on them the classifier turned a few lines upside down
+  (English CER 0.047 → 0.008 without it) and cost time;
+- detection sees the image with its longer side at most `det_side` (1024) px: a 150-dpi page is detected at the size
+  of a 110-dpi one, and smaller pictures are not blown up; the text lines are still cut from the full image;
+- recognition one line at a time, without padding to 320 px: batches are padded to their widest line, which on
+  our pages costs more than batching saves;
+- ONNX Runtime with as many intra-op threads as this process may use, one inter-op thread, and no spin-waiting
+  (on a 2-core machine shared with the embedding models, spinning threads steal the cores the work needs).
+"""
 
 from __future__ import annotations
 
+import os
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from mmrag.text.analyzer import has_cjk
+
+DET_MODEL = "PP-OCRv6_det_small.onnx"
+REC_MODEL = "PP-OCRv6_rec_small.onnx"
+
+# RapidOCR configuration (its dotted keys). Model choice and ONNX Runtime settings are not here: we make the sessions.
+DEFAULT_PARAMS: dict[str, Any] = {
+    "Global.log_level": "error",
+    "Global.use_cls": False,
+    "Det.limit_type": "max",
+    "Det.limit_side_len": 1024,
+    "Rec.rec_batch_num": 1,
+    "Rec.rec_img_shape": [3, 48, 48],  # the minimum width a line is padded to; the height (48) is the model's
+}
 
 
 def lines_from_boxes(results: list) -> str:
@@ -43,11 +75,44 @@ def lines_from_boxes(results: list) -> str:
     return "\n".join(out)
 
 
+def available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def bundled_model(name: str) -> Path:
+    """A model file inside the installed `rapidocr` wheel."""
+    import rapidocr
+
+    path = Path(rapidocr.__file__).resolve().parent / "models" / name
+    if not path.is_file():
+        raise RuntimeError(f"OCR model {name} is not in the installed rapidocr package ({path}); rapidocr>=3.9 has it")
+    return path
+
+
+def ort_session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
 class RapidOcrEngine:
     name = "rapidocr"
 
-    def __init__(self, **params: Any):
-        self._params = params
+    def __init__(self, threads: int | None = None, **params: Any):
+        """`threads`: ONNX Runtime intra-op threads (default: the cores this process may use). `params`: RapidOCR
+        settings by their dotted names, over DEFAULT_PARAMS (e.g. `**{"Det.limit_side_len": 1280}`)."""
+        self._threads = threads or available_cores()
+        self._params = {**DEFAULT_PARAMS, **params}
         self._engine = None
         self._lock = threading.Lock()
         self.state = "not loaded"
@@ -56,16 +121,41 @@ class RapidOcrEngine:
         if self._engine is None:
             with self._lock:
                 if self._engine is None:
-                    from rapidocr_onnxruntime import RapidOCR
-
-                    self._engine = RapidOCR(**self._params)
+                    try:
+                        self._engine = self._build()
+                    except Exception:
+                        self.state = "error"
+                        raise
                     self.state = "loaded"
         return self._engine
 
+    def _build(self):
+        from omegaconf import flag_override
+        from rapidocr import RapidOCR
+
+        engine = RapidOCR(params=dict(self._params))
+        # RapidOCR takes a ready session in a model's config ("session", rapidocr PR #451); its config only holds
+        # plain values unless told otherwise. The models load lazily, so we load both now: no surprise on the
+        # first page, and the config never has to hold the sessions again.
+        with flag_override(engine.cfg, "allow_objects", True):
+            engine.cfg.Det.session = ort_session(bundled_model(DET_MODEL), self._threads)
+            engine.cfg.Rec.session = ort_session(bundled_model(REC_MODEL), self._threads)
+            engine._load_det_model()
+            engine._load_rec_model()
+        return engine
+
     def recognize(self, image: Image.Image) -> str:
-        arr = np.asarray(image.convert("RGB"))[:, :, ::-1]  # RapidOCR expects BGR like OpenCV
-        result, _ = self._get()(np.ascontiguousarray(arr))
-        return lines_from_boxes(result or [])
+        if image.mode not in ("RGB", "L"):
+            image = image.convert("RGB")
+        arr = np.asarray(image)  # one copy out of Pillow; RGB is turned into BGR below, as OpenCV-trained models expect
+        if arr.ndim == 3:
+            import cv2
+
+            arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
+        result = self._get()(arr)
+        if result.boxes is None or result.txts is None:
+            return ""
+        return lines_from_boxes(list(zip(result.boxes.tolist(), result.txts, result.scores, strict=True)))
 
     def load(self) -> None:
         self._get()
