@@ -9,7 +9,8 @@
    binary wheels only, so the build needs neither Docker nor a compiler and gives the same files on Linux and macOS.
    Packages that PyPI has as an sdist only (SDIST_ONLY: pure Python) are installed in a second pass without deps.
 2. It drops whole distributions the functions never import (DROP_DISTS) and the AWS SDK, which the runtime has
-   (RUNTIME_SDK; kept when the layer's requirements name boto3 themselves), then files no function reads (PRUNE).
+   (RUNTIME_SDK; resolved together with the layer, so that what they share fits the runtime's botocore, and kept
+   when the layer names boto3 itself), then files no function reads (PRUNE; --botocore-services).
 3. It compiles the sources to unchecked-hash .pyc files (--compile, the default): /opt is read-only on Lambda, so
    without them every cold start compiles every module it imports.
 4. The result becomes $ARTIFACTS_DIR/python (Lambda puts /opt/python on sys.path); the sizes are printed.
@@ -56,7 +57,7 @@ DROP_DISTS = {
 # Files of installed packages that no function reads (paths relative to the layer's python/ folder).
 PRUNE = {
     # mmrag.text.analyzer uses jieba.cut_for_search only: the dictionary (dict.txt) and the HMM tables (finalseg/*.py).
-    # Keyword extraction, POS tagging and the paddle model are other features (30 MB of 38); the .p pickles are the
+    # Keyword extraction, POS tagging and the paddle model are other features (32 MB of 38); the .p pickles are the
     # HMM tables for Jython.
     "jieba": ["jieba/analyse", "jieba/posseg", "jieba/lac_small", "jieba/__main__.py", "jieba/finalseg/*.p"],
     # numpy's own test suites (7 MB); numpy.testing stays
