@@ -1,5 +1,6 @@
 """template.yaml, read as data: cfn-lint is clean; every function's code resolves; the API routes of the template, of
-the app and of mmrag.aws.routes are one set; IAM has no wildcard actions on data; the data stores are encrypted,
+the app and of mmrag.adapters.aws.api_routes are one set; IAM has no wildcard actions on data; the data stores are
+encrypted,
 backed up and private; the tables are the ones mmrag.adapters.aws.tables describes; rate limits map the contract's.
 Nothing here talks to AWS."""
 
@@ -93,18 +94,19 @@ def test_every_function_handler_resolves_to_a_callable(resources):
 
 
 def test_layers_build_with_sam(resources):
+    """Which layers each function gets and what they hold: tests/aws/test_build.py."""
     layers = of_type(resources, "AWS::Serverless::LayerVersion")
     content = {k: ROOT / r["Properties"]["ContentUri"] for k, r in layers.items()}
     assert (content["MmragCodeLayer"] / "mmrag" / "__init__.py").is_file()
-    requirements = (content["MmragDepsLayer"] / "requirements.txt").read_text().lower()
-    for banned in ("fastembed", "onnxruntime", "opencv", "rapidocr"):
-        assert not re.search(rf"^{banned}", requirements, re.M), banned
-    for needed in ("mangum", "aws-lambda-powertools", "opensearch-py", "fastapi", "boto3"):
-        assert re.search(rf"^{needed}\b", requirements, re.M), needed
+    for name, layer in layers.items():
+        if name != "MmragCodeLayer":
+            assert (content[name] / "Makefile").is_file() and layer["Metadata"]["BuildMethod"] == "makefile", name
     for name, fn in functions(resources).items():
         if fn["Properties"].get("PackageType") != "Image":
-            assert {"Ref": "MmragDepsLayer"} in fn["Properties"]["Layers"], name
-            assert {"Ref": "MmragCodeLayer"} in fn["Properties"]["Layers"], name
+            assert fn["Properties"]["Runtime"] == "python3.13", name
+            deps, code = fn["Properties"]["Layers"][:2]
+            assert deps["Ref"] in layers and deps["Ref"] != "MmragCodeLayer", name
+            assert code == {"Ref": "MmragCodeLayer"}, name
 
 
 # ---------------------------------------------------------------------------------------------------- routes
@@ -122,7 +124,7 @@ def template_routes(resources) -> dict[tuple[str, str], tuple[str, dict[str, Any
 
 
 def app_routes() -> dict[tuple[str, str], Any]:
-    from mmrag.aws.api import fastapi_app, iter_routes
+    from mmrag.lambda_handlers.api import fastapi_app, iter_routes
 
     app = fastapi_app(object())  # routes do not touch the container until a request comes
     out = {}
@@ -135,12 +137,12 @@ def app_routes() -> dict[tuple[str, str], Any]:
 
 
 def test_template_routes_are_the_apps_routes(resources):
-    from mmrag.aws.routes import ROUTES
+    from mmrag.adapters.aws.api_routes import ROUTES
 
     in_template = template_routes(resources)
     in_app = app_routes()
     assert set(in_template) == set(in_app)
-    from mmrag.aws.api import fastapi_app
+    from mmrag.lambda_handlers.api import fastapi_app
 
     schema = fastapi_app(object()).openapi()["paths"]
     assert {(m.upper(), p) for p, ops in schema.items() for m in ops} == set(in_app)  # what the app serves
@@ -150,8 +152,8 @@ def test_template_routes_are_the_apps_routes(resources):
 
 
 def test_route_classes_match_the_apps_rate_limit_dependencies():
+    from mmrag.adapters.aws.api_routes import ROUTES
     from mmrag.api import deps
-    from mmrag.aws.routes import ROUTES
 
     callers = {
         deps.upload_caller: "upload",
@@ -211,7 +213,7 @@ def test_usage_plans_map_the_contract_limits(template, resources):
 
 
 def test_every_route_has_an_event_file():
-    from mmrag.aws.routes import ROUTES
+    from mmrag.adapters.aws.api_routes import ROUTES
 
     for r in ROUTES:
         event = json.loads((ROOT / "events" / r.event).read_text(encoding="utf-8"))
@@ -427,7 +429,7 @@ def test_api_entry_points_import_without_the_local_ml_stack():
 
     code = (
         "import sys; sys.path.insert(0, 'functions'); import api_handler, authorizer_handler; "
-        "import mmrag.api.app, mmrag.adapters.aws.container, mmrag.aws.stream_app; "
+        "import mmrag.api.app, mmrag.composition.aws, mmrag.lambda_handlers.stream_app; "
         f"bad = [m for m in {ML_STACK!r} if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
