@@ -95,8 +95,9 @@ def test_layers_are_built_by_make_for_the_runtime(resources):
         props, meta = layer["Properties"], layer["Metadata"]
         assert props["CompatibleRuntimes"] == [RUNTIME], name
         assert props["CompatibleArchitectures"] == [meta["BuildArchitecture"]] == ["x86_64"], name
-        if name == "MmragCodeLayer":
-            assert meta["BuildMethod"] == RUNTIME and props["ContentUri"] == "shared/"
+        if name == "MmragCodeLayer":  # shared/Makefile copies the mmrag package alone (no shared/mmrag_dev)
+            assert meta["BuildMethod"] == "makefile" and props["ContentUri"] == "shared/"
+            assert "build-MmragCodeLayer:" in (LAYERS.parent / "shared" / "Makefile").read_text()
             continue
         assert meta["BuildMethod"] == "makefile" and props["ContentUri"] == "layers/", name
         assert name in targets, f"layers/Makefile has no build-{name}"

@@ -99,8 +99,7 @@ def test_layers_build_with_sam(resources):
     content = {k: ROOT / r["Properties"]["ContentUri"] for k, r in layers.items()}
     assert (content["MmragCodeLayer"] / "mmrag" / "__init__.py").is_file()
     for name, layer in layers.items():
-        if name != "MmragCodeLayer":
-            assert (content[name] / "Makefile").is_file() and layer["Metadata"]["BuildMethod"] == "makefile", name
+        assert (content[name] / "Makefile").is_file() and layer["Metadata"]["BuildMethod"] == "makefile", name
     for name, fn in functions(resources).items():
         if fn["Properties"].get("PackageType") != "Image":
             assert fn["Properties"]["Runtime"] == "python3.13", name
