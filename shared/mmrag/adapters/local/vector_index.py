@@ -241,9 +241,9 @@ class _LexRows:
         self.slot = np.zeros(capacity, dtype=np.int32)
         self.kind = np.zeros(capacity, dtype=np.int8)
         self.alive = np.zeros(capacity, dtype=bool)
-        self.pos: dict[int, int] = {}
 
-    def append(self, rowids: list[int], slots: list[int] | int, kinds: list[int]) -> None:
+    def append(self, rowids: Sequence[int], slots: Sequence[int] | int, kinds: Sequence[int]) -> None:
+        """Rows of new items (a rowid comes back only after its item was deleted, so it is never alive twice)."""
         need = self.n + len(rowids)
         if need > len(self.alive):
             cap = max(need, 2 * len(self.alive))
@@ -257,18 +257,13 @@ class _LexRows:
         self.slot[start:need] = slots
         self.kind[start:need] = kinds
         self.alive[start:need] = True
-        for offset, rowid in enumerate(rowids):
-            old_pos = self.pos.get(rowid)
-            if old_pos is not None:
-                self.alive[old_pos] = False
-            self.pos[rowid] = start + offset
         self.n = need  # published last
 
     def remove(self, rowids: Sequence[int]) -> None:
-        for rowid in rowids:
-            p = self.pos.pop(rowid, None)
-            if p is not None:
-                self.alive[p] = False
+        """One pass over the rowids (a document's delete), no per-row map kept in memory."""
+        if len(rowids):
+            n = self.n
+            self.alive[:n] &= ~np.isin(self.rowid[:n], np.asarray(rowids, dtype=np.int64))
 
 
 class _TenantIndex:
@@ -327,13 +322,13 @@ class _TenantIndex:
                 row = end
             sp.n = row
         # terms_docsize (FTS5's own table) has a row for each row of terms, without its text
-        lex_rows = self.db.query(
+        n_lex = self.db.query("SELECT count(*) FROM terms_docsize")[0][0]
+        lex = _LexRows(max(1024, n_lex))
+        cursor = self.db.conn().execute(
             "SELECT d.id, i.document_id, i.kind FROM terms_docsize d JOIN items i ON i.rowid = d.id ORDER BY d.id"
         )
-        lex = _LexRows(max(1024, len(lex_rows)))
-        lex.append(
-            [r[0] for r in lex_rows], [self.docs[r[1]].slot for r in lex_rows], [KINDS.index(r[2]) for r in lex_rows]
-        )
+        while block := cursor.fetchmany(4096):
+            lex.append([b[0] for b in block], [self.docs[b[1]].slot for b in block], [KINDS.index(b[2]) for b in block])
         self.lex = lex
 
     def _set_doc(self, meta: DocFilterMeta) -> _DocMeta:
