@@ -12,16 +12,16 @@ The parameters are tuned for what we feed it — PDF pages rendered at 110–150
 - detection sees the image with its longer side at most 1024 px (`Det.limit_type` max): a 150-dpi page is detected
   at about the size of a 110-dpi one, and small pictures are not blown up (RapidOCR's default enlarges any image to a
   shorter side of at least 736 px); the text lines are still cut from the full-size image;
-- recognition one line at a time, without padding to 320 px: batches are padded to their widest line, which on
-  our pages costs more than batching saves;
+- one line per recognition run (no batches) and no padding to 320 px: a batch is padded to its widest line, which
+  on our pages costs more than batching saves;
 - each line is given `line_margin` (30%) of its height more background, above and below, before recognition. The
   recogniser scales every line to 48 px high and its cost grows with the width that gives, so a slightly smaller
   line is cheaper to read: about 20% less work per page for +0.002–0.004 CER on our pages;
 - ONNX Runtime threads = the cores this process may use, and no spin-waiting: a waiting thread that spins keeps a
-  core from whatever else runs (the embedding models, the other ingestion worker, search), which on 2 busy cores
-  costs 15–40% (7% gained when the machine is idle). Detection, one large image, splits its work across the cores;
-  recognition reads as many lines at once as there are cores, each line on one thread (a line is too small a job to
-  split across cores without spinning: 15% faster this way).
+  core from whatever else runs (the embedding models, the other ingestion worker, search): with spinning, OCR was
+  20–65% slower on 2 busy cores in our runs, and only 7% faster on an idle machine. Detection, one large image,
+  splits its work across the cores; recognition reads as many lines at once as there are cores, each line on one
+  thread (a line is too small a job to split across cores without spinning: 15% faster this way).
 """
 
 from __future__ import annotations
