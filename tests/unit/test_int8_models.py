@@ -60,3 +60,15 @@ def test_int8_roles_are_checked():
     assert Settings(int8="").int8 == ""
     with pytest.raises(ValueError, match="unknown int8 model role"):
         Settings(int8="text,gpu")
+
+
+@needs_models
+def test_model_sessions_do_not_spin_and_use_one_inter_op_thread(tmp_path):
+    name = "Xenova/ms-marco-MiniLM-L-6-v2"
+    reranker = FastEmbedReranker(name, ModelSource(MODELS, tmp_path, threads=2, int8=[name]))
+    reranker.load()
+    opts = reranker._model.get().model.model.get_session_options()
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert opts.get_session_config_entry("session.inter_op.allow_spinning") == "0"
+    assert (opts.intra_op_num_threads, opts.inter_op_num_threads) == (2, 1)
+    assert len(reranker.score("valve", ["the valve opens"])) == 1

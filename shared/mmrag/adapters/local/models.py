@@ -3,6 +3,10 @@
 A model is looked up first in MMRAG_MODEL_DIR/<model name> (files laid out as fastembed expects); otherwise fastembed
 downloads it into <data dir>/models. Models named in MMRAG_INT8_MODELS run from an int8 copy made once beside the
 cache (mmrag.adapters.local.int8). Models load lazily and once; loading is thread-safe.
+
+Every ONNX session runs without spin-waiting: on a shared 2-core machine a waiting ONNX thread that spins takes the core
+the other request (or the ingest worker) needs; measured on multimodal search at 100k chunks under load, p50 fell
+from 230-284 ms to 67-74 ms.
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ class ModelSource:
 
     def build(self, cls: Callable[..., Any], name: str) -> Any:
         """A fastembed model object (TextEmbedding, ImageEmbedding, TextCrossEncoder) for `name`, int8 if asked."""
+        return quiet_sessions(self._build(cls, name), self.threads)
+
+    def _build(self, cls: Callable[..., Any], name: str) -> Any:
         kwargs = self.kwargs(name)
         if name not in self.int8:
             return cls(name, **kwargs)
@@ -66,6 +73,32 @@ class ModelSource:
         if self.model_dir and (self.model_dir / name).is_dir():
             kw["specific_model_path"] = str(self.model_dir / name)
         return kw
+
+
+def session_options(threads: int) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1  # these graphs are one chain of operators: a second pool only competes for cores
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return opts
+
+
+def quiet_sessions(model: Any, threads: int) -> Any:
+    """`model` (a fastembed wrapper) with its ONNX session reopened under `session_options` — fastembed exposes
+    neither the spinning switches nor inter-op threads, and its loader also sets up tokenizers we keep."""
+    import onnxruntime as ort
+
+    inner = getattr(model, "model", None)
+    session = getattr(inner, "model", None)
+    path = getattr(session, "_model_path", None)
+    if not isinstance(session, ort.InferenceSession) or not path:
+        return model
+    inner.model = ort.InferenceSession(path, sess_options=session_options(threads), providers=session.get_providers())
+    return model
 
 
 class _Lazy:
