@@ -6,7 +6,15 @@ from __future__ import annotations
 import pytest
 
 from mmrag.adapters.generators.extractive import NO_ANSWER, ExtractiveGenerator
-from mmrag.core.answering import AskParams
+from mmrag.core.answering import (
+    Answered,
+    AskParams,
+    GenerationStarted,
+    RetrievalStarted,
+    Retrieved,
+    StreamFailed,
+    Token,
+)
 from mmrag.core.generation import ProviderUnavailable
 from mmrag.errors import InvalidParameter
 from mmrag.text.analyzer import tokens
@@ -35,41 +43,42 @@ def expected_confidence(question: str, cited) -> float:
 def test_extractive_answer_cites_its_source_and_scores_confidence():
     s = library()
     question = "At what pressure does the relief valve open?"
-    prep, final = s.answers.ask(T, AskParams(question))
+    prep, answer = s.answers.ask(T, AskParams(question))
     valve = next(src for src in prep.sources if src.title == "valve manual")
-    assert final["answer"].startswith("The relief valve opens at 93 kPa.") and f"[{valve.number}]" in final["answer"]
-    assert final["reasoning"]["answer_based_on"] == [valve.source_id]
-    assert final["model"] == "extractive" and final["provider"] == "extractive"
+    assert answer.text.startswith("The relief valve opens at 93 kPa.") and f"[{valve.number}]" in answer.text
+    assert answer.cited == [valve]
+    assert answer.model == "extractive" and answer.provider == "extractive"
     # the cited source's relevance × (0.5 + 0.5 × share of the question's terms it holds): "pressure" is missing
-    assert final["confidence_score"] == pytest.approx(expected_confidence(question, [valve]), abs=1e-4)
-    assert 0 < final["confidence_score"] < valve.relevance
-    assert "token_usage" not in final  # the extractive answerer reports none
+    assert answer.confidence == pytest.approx(expected_confidence(question, [valve]), abs=1e-4)
+    assert 0 < answer.confidence < valve.relevance
+    assert answer.input_tokens is None and answer.output_tokens is None  # the extractive answerer reports none
 
 
 def test_no_answer_scores_zero():
     s = library()
-    prep, final = s.answers.ask(T, AskParams("Who won the football final?"))
-    assert final["answer"] == NO_ANSWER["en"]
-    assert final["confidence_score"] == 0 and final["reasoning"]["answer_based_on"] == []
+    prep, answer = s.answers.ask(T, AskParams("Who won the football final?"))
+    assert answer.text == NO_ANSWER["en"]
+    assert answer.confidence == 0 and answer.cited == []
     empty = CoreServices()  # nothing to search at all
-    prep, final = empty.answers.ask(T, AskParams("At what pressure does the relief valve open?"))
-    assert prep.sources == [] and final["confidence_score"] == 0
+    prep, answer = empty.answers.ask(T, AskParams("At what pressure does the relief valve open?"))
+    assert prep.sources == [] and answer.confidence == 0
     assert "(no sources were found)" in prep.request.messages[-1].text
 
 
 def test_citations_map_to_sources_and_unknown_numbers_are_ignored():
-    gen = ScriptedGenerator("It opens at 93 kPa [2][9]. Inspections are twice a year [2].", input_tokens=50,
-                            output_tokens=12)
+    gen = ScriptedGenerator(
+        "It opens at 93 kPa [2][9]. Inspections are twice a year [2].", input_tokens=50, output_tokens=12
+    )
     s = library(gen)
     question = "When does the relief valve open?"
-    prep, final = s.answers.ask(T, AskParams(question, model="scripted"))
+    prep, answer = s.answers.ask(T, AskParams(question, model="scripted"))
     second = prep.sources[1]
-    assert final["reasoning"]["answer_based_on"] == [second.source_id]  # [9] names no source
-    assert final["confidence_score"] == pytest.approx(expected_confidence(question, [second]), abs=1e-4)
-    assert final["token_usage"] == {"input_tokens": 50, "output_tokens": 12, "total_tokens": 62}
+    assert answer.cited == [second]  # [9] names no source
+    assert answer.confidence == pytest.approx(expected_confidence(question, [second]), abs=1e-4)
+    assert (answer.input_tokens, answer.output_tokens) == (50, 12)
     assert [e.number for e in gen.requests[0].evidence] == [src.number for src in prep.sources]
     gen.reply = "I could not find it."
-    assert s.answers.ask(T, AskParams(question, model="scripted"))[1]["confidence_score"] == 0
+    assert s.answers.ask(T, AskParams(question, model="scripted"))[1].confidence == 0
 
 
 def test_the_prompt_fences_untrusted_text():
@@ -96,15 +105,15 @@ def test_a_failing_reranker_reaches_the_answer_as_rerank_error():
     reranker = TermOverlapReranker()
     reranker.fail = RuntimeError("boom")
     s = library(rerankers=fake_rerankers(reranker))
-    _, final = s.answers.ask(T, AskParams("When does the relief valve open?", enable_rerank=True))
-    assert final["rerank_error"].startswith("reranker fake/term-overlap failed") and final["confidence_score"] > 0
+    _, answer = s.answers.ask(T, AskParams("When does the relief valve open?", enable_rerank=True))
+    assert answer.rerank_error.startswith("reranker fake/term-overlap failed") and answer.confidence > 0
 
 
 def test_pictures_reach_a_text_only_answerer_as_their_ocr_text():
     gen = ScriptedGenerator("See the label [1].")
     s = CoreServices(generators=[gen], ocr=FakeOcr(by_colour={"red": "DANGER high voltage behind this panel"}))
     s.ingest(T, "image", file=b64(shape_png("red")), metadata={"title": "label"})
-    prep, final = s.answers.ask(T, AskParams("high voltage danger", search_mode="image", model="scripted"))
+    prep, _ = s.answers.ask(T, AskParams("high voltage danger", search_mode="image", model="scripted"))
     assert prep.images and prep.sources[0].kind == "image"
     assert "DANGER high voltage" in prep.sources[0].content
     assert gen.requests[0].messages[-1].images == []  # not a vision model: words only
@@ -115,26 +124,23 @@ def test_pictures_reach_a_text_only_answerer_as_their_ocr_text():
 
 def test_stream_events_in_order():
     s = library()
-    events = list(s.answers.stream(T, AskParams("When does the relief valve open?"), lambda prep: []))
-    kinds = [e["type"] for e in events]
-    assert kinds[:3] == ["retrieval_start", "retrieval_complete", "generation_start"]
-    assert kinds[-2:] == ["sources", "complete"] and "content_chunk" in kinds
-    text = "".join(e["data"]["text"] for e in events if e["type"] == "content_chunk")
-    complete = events[-1]["data"]
-    assert complete["answer"] == text and complete["confidence_score"] > 0
-    sources = events[-2]["data"]["sources"]
-    assert complete["reasoning"]["answer_based_on"][0] in [src["source_id"] for src in sources]
+    events = list(s.answers.stream(T, AskParams("When does the relief valve open?")))
+    kinds = [type(e) for e in events]
+    assert kinds[:3] == [RetrievalStarted, Retrieved, GenerationStarted]
+    assert kinds[-1] is Answered and Token in kinds
+    text = "".join(e.text for e in events if isinstance(e, Token))
+    answered = events[-1]
+    assert answered.answer.text == text and answered.answer.confidence > 0
+    assert answered.answer.cited[0] in answered.prep.sources
 
 
 def test_a_provider_failing_mid_stream_ends_with_an_error_event():
     gen = ScriptedGenerator("The valve opens at 93 kPa [1].")
     gen.fail, gen.fail_after = ProviderUnavailable("provider down", "scripted: 503 from upstream"), 2
     s = library(gen)
-    events = list(s.answers.stream(T, AskParams("relief valve", model="scripted"), lambda prep: []))
-    assert [e["type"] for e in events] == [
-        "retrieval_start", "retrieval_complete", "generation_start", "content_chunk", "content_chunk", "error",
-    ]
-    assert events[-1]["data"]["error_code"] == "SERVICE_UNAVAILABLE" and gen.closed == 1
+    events = list(s.answers.stream(T, AskParams("relief valve", model="scripted")))
+    assert [type(e) for e in events] == [RetrievalStarted, Retrieved, GenerationStarted, Token, Token, StreamFailed]
+    assert events[-1].code == "SERVICE_UNAVAILABLE" and gen.closed == 1
 
 
 def test_chat_turns_lean_on_the_session():
@@ -143,7 +149,7 @@ def test_chat_turns_lean_on_the_session():
     assert first.session_id == "s1" and first.history_turns == 0 and first.history_query is None
     second = s.answers.chat(T, AskParams("How often is it inspected?"), "s1", None, save=True)
     assert second.history_turns == 1 and "relief valve" in second.history_query
-    assert "six months" in second.final["answer"]
+    assert "six months" in second.answer.text
     stored = s.sessions.get_session(T, "s1")
     assert [m.role for m in stored.messages] == ["user", "assistant"] * 2
     assert stored.messages[1].sources and stored.messages[1].sources[0]["source_id"]

@@ -9,6 +9,7 @@ import copy
 import pytest
 
 from mmrag.core import blob_paths, ingestion
+from mmrag.core.documents import Deletion
 from mmrag.core.ingestion import _Stages
 from mmrag.core.models import SearchFilters
 from mmrag.errors import NotFound, ServiceUnavailable
@@ -208,7 +209,7 @@ def test_a_document_deleted_while_it_is_processed_leaves_nothing():
     def delete_then_embed(texts):
         if s.docs.get_document(T, doc.document_id) is not None:
             result = s.documents.delete(T, doc.document_id)  # a user's DELETE arrives mid-ingestion
-            assert result["document_id"] == doc.document_id
+            assert result.document_id == doc.document_id
         return embed_texts(texts)
 
     s.text_embedder.embed_texts = delete_then_embed
@@ -233,12 +234,11 @@ def test_delete_and_archive(services):
     kept = services.ingest(T, "text", content=LONG_TEXT, processing_options={"chunk_size": 60, "overlap": 10})
     n = kept.chunks_count
     archived = services.documents.delete(T, kept.document_id, delete_related=False)
-    assert archived == {"document_id": kept.document_id, "deleted_chunks": 0, "deleted_embeddings": n,
-                        "status": "archived"}
+    assert archived == Deletion(kept.document_id, 0, n, archived=True)
     doc, chunks, _ = services.documents.get(T, kept.document_id)
     assert doc.status == "archived" and len(chunks) == n and services.index.item_ids(T, kept.document_id) == []
     gone = services.documents.delete(T, kept.document_id)
-    assert gone == {"document_id": kept.document_id, "deleted_chunks": n, "deleted_embeddings": 0}
+    assert gone == Deletion(kept.document_id, n, 0)
     assert services.blobs.blobs == {} and services.docs.get_document(T, kept.document_id) is None
     with pytest.raises(NotFound):
         services.documents.delete(T, kept.document_id)

@@ -24,10 +24,18 @@ def titles(results) -> list[str]:
 @pytest.fixture
 def library() -> CoreServices:
     s = CoreServices(text_embedder=HashingTextEmbedder(synonyms={"automobile": "car", "lubricant": "oil"}))
-    s.ingest(T, "text", content="The car engine needs fresh oil every spring. Check the oil level monthly.",
-             metadata={"title": "oil", "category": "cars", "tags": ["maintenance"]})
-    s.ingest(T, "text", content="An automobile is serviced by the garage once a year with a new lubricant.",
-             metadata={"title": "paraphrase", "category": "garage"})
+    s.ingest(
+        T,
+        "text",
+        content="The car engine needs fresh oil every spring. Check the oil level monthly.",
+        metadata={"title": "oil", "category": "cars", "tags": ["maintenance"]},
+    )
+    s.ingest(
+        T,
+        "text",
+        content="An automobile is serviced by the garage once a year with a new lubricant.",
+        metadata={"title": "paraphrase", "category": "garage"},
+    )
     s.ingest(T, "text", content="Bread is baked with flour, water and yeast.", metadata={"title": "bread"})
     return s
 
@@ -95,8 +103,12 @@ def pictures_library(warning_light: bool) -> CoreServices:
     """A manual in words only, a red and a blue picture without text and, with `warning_light`, an orange picture
     whose OCR text is the query's words."""
     s = CoreServices(ocr=FakeOcr(by_colour={"orange": "engine warning light: overheating"}))
-    s.ingest(T, "text", content="The engine warning light means the engine is overheating. Stop the car at once.",
-             metadata={"title": "manual"})
+    s.ingest(
+        T,
+        "text",
+        content="The engine warning light means the engine is overheating. Stop the car at once.",
+        metadata={"title": "manual"},
+    )
     s.ingest(T, "image", file=b64(shape_png("red")), metadata={"title": "red"})
     s.ingest(T, "image", file=b64(shape_png("blue")), metadata={"title": "blue"})
     if warning_light:
@@ -210,8 +222,16 @@ def test_multimodal_with_words_only_or_a_picture_only(gallery):
 
 def test_find_multimodal_types_filters_and_groups(gallery):
     found = gallery.search.find_multimodal(
-        T, "engine warning light", RED_QUERY, 10, SearchFilters(), {"text": 0.6, "image": 0.4}, "weighted_sum",
-        None, RerankOptions(), group_by_document=True,
+        T,
+        "engine warning light",
+        RED_QUERY,
+        10,
+        SearchFilters(),
+        {"text": 0.6, "image": 0.4},
+        "weighted_sum",
+        None,
+        RerankOptions(),
+        group_by_document=True,
     )
     types = {(h.result.document.metadata["title"], h.result_type) for h in found.hits}
     # the OCR chunk of the warning-light picture is "mixed": words printed in a picture, returned with it
@@ -225,7 +245,15 @@ def test_find_multimodal_types_filters_and_groups(gallery):
         assert g.avg_score == pytest.approx(sum(mine) / len(mine))
     assert [g.max_score for g in found.groups] == sorted((g.max_score for g in found.groups), reverse=True)
     only_pictures = gallery.search.find_multimodal(
-        T, "engine warning light", RED_QUERY, 10, SearchFilters(), {}, "rrf", None, RerankOptions(),
+        T,
+        "engine warning light",
+        RED_QUERY,
+        10,
+        SearchFilters(),
+        {},
+        "rrf",
+        None,
+        RerankOptions(),
         modalities=("image",),
     )
     assert only_pictures.hits and {h.result_type for h in only_pictures.hits} == {"image"}
@@ -258,8 +286,12 @@ def test_pictures_by_words_and_by_a_picture(gallery):
 
 def test_a_picture_query_lifts_the_text_about_its_pictures():
     s = CoreServices()
-    pdf = s.ingest(T, "pdf", file=b64(pdf_with_picture("Radiator cap: never open when hot.", (220, 20, 20))),
-                   metadata={"title": "pdf"})
+    pdf = s.ingest(
+        T,
+        "pdf",
+        file=b64(pdf_with_picture("Radiator cap: never open when hot.", (220, 20, 20))),
+        metadata={"title": "pdf"},
+    )
     s.ingest(T, "text", content="Unrelated notes about the weather.", metadata={"title": "notes"})
     page_chunk = s.docs.get_chunks(T, pdf.document_id)[0]
     vec = s.clip.embed_images([open_image(shape_png("red"), 10**8)])[0]
@@ -273,10 +305,10 @@ def test_similar_items_and_documents(library):
     oil_chunk = library.search.text(T, "car oil", 1, SearchFilters()).results[0]
     library.ingest(T, "text", content="Change the car oil and the oil filter together.", metadata={"title": "filter"})
     same = library.search.similar(T, "chunk", oil_chunk.item_id, 3, True, SearchFilters())[0]
-    assert same[0]["metadata"]["title"] == "filter" and oil_chunk.item_id not in [r["item_id"] for r in same]
+    assert same[0].document.metadata["title"] == "filter" and oil_chunk.item_id not in [r.item_id for r in same]
     docs = library.search.similar(T, "document", oil_chunk.document.document_id, 3, True, SearchFilters())[0]
-    assert docs[0]["document_id"] != oil_chunk.document.document_id and docs[0]["item_type"] == "document"
-    assert [d["similarity_score"] for d in docs] == sorted((d["similarity_score"] for d in docs), reverse=True)
+    assert docs[0].item_id != oil_chunk.document.document_id and docs[0].kind == "document"
+    assert [d.score for d in docs] == sorted((d.score for d in docs), reverse=True)
     with pytest.raises(NotFound):
         library.search.similar(T, "chunk", "chunk_missing", 3, True, SearchFilters())
     with pytest.raises(InvalidParameter):

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from mmrag.api.schemas import AskRequest, RerankIn, SearchFiltersIn
+import json
+from typing import Any
+
+from fastapi import Request
+from pydantic import ValidationError
+
+from mmrag.api.schemas import AskRequest, BatchItem, RerankIn, SearchFiltersIn
 from mmrag.core.answering import AskParams
+from mmrag.core.documents import NewDocument
 from mmrag.core.models import DOCUMENT_TYPES, SearchFilters
 from mmrag.core.search import RerankOptions
-from mmrag.errors import InvalidParameter
+from mmrag.errors import FileTooLarge, InvalidParameter, MMRagError
 
 
 def to_filters(f: SearchFiltersIn) -> SearchFilters:
@@ -55,3 +62,43 @@ def to_params(body: AskRequest) -> AskParams:
         use_history_context=rc.use_history_context,
         history_weight=rc.history_weight,
     )
+
+
+def validation_message(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors())[:1000]
+
+
+async def json_body(request: Request, limit: int) -> Any:
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > limit:
+        raise FileTooLarge("request body is larger than the upload limit")
+    raw = await request.body()
+    if len(raw) > limit:
+        raise FileTooLarge("request body is larger than the upload limit")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidParameter("the request body is not valid JSON") from exc
+
+
+def json_field(form, name: str) -> dict | None:
+    value = form.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise InvalidParameter(f"{name} must be a JSON object") from exc
+    if not isinstance(parsed, dict):
+        raise InvalidParameter(f"{name} must be a JSON object")
+    return parsed
+
+
+def batch_item(raw: Any, shared_options: dict[str, Any]) -> NewDocument | MMRagError:
+    """One entry of a batch upload; a malformed one becomes its error, reported with the others."""
+    try:
+        item = BatchItem.model_validate(raw)
+    except ValidationError as exc:
+        return InvalidParameter(validation_message(exc))
+    own = item.processing_options.as_dict() if item.processing_options else {}
+    return NewDocument(item.document_type, item.file, item.content, item.metadata.as_dict(), {**shared_options, **own})

@@ -7,7 +7,20 @@ from typing import Any
 
 from fastapi import Request
 
-from mmrag.core.models import Chunk, Document, ImageRecord
+from mmrag.core.answering import (
+    Answer,
+    Answered,
+    ChatTurn,
+    GenerationStarted,
+    Prepared,
+    RetrievalStarted,
+    Retrieved,
+    StreamEvent,
+    StreamFailed,
+    Token,
+)
+from mmrag.core.documents import BatchOutcome, Deletion
+from mmrag.core.models import Chunk, Document, ImageRecord, Session
 from mmrag.core.search import MultimodalResults, Scored, SearchOutcome
 from mmrag.text.analyzer import highlight
 
@@ -65,6 +78,27 @@ def progress(doc: Document) -> dict[str, Any] | None:
                 "percent": round(100 * done / total, 1) if total else 100.0,
             }
         )
+    return out
+
+
+def batch_outcome(o: BatchOutcome) -> dict[str, Any]:
+    return {
+        "total": o.total,
+        "success": len(o.document_ids),
+        "failed": len(o.failed),
+        "document_ids": o.document_ids,
+        "failed_items": [{"index": i, "error": e.message, "error_code": e.code} for i, e in o.failed],
+    }
+
+
+def deletion(d: Deletion) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "document_id": d.document_id,
+        "deleted_chunks": d.deleted_chunks,
+        "deleted_embeddings": d.deleted_embeddings,
+    }
+    if d.archived:
+        out["status"] = "archived"
     return out
 
 
@@ -209,6 +243,40 @@ def image_result(request: Request, r: Scored) -> dict[str, Any]:
     }
 
 
+def similar_result(r: Scored) -> dict[str, Any]:
+    d = r.document
+    if r.kind == "document":
+        assert d is not None
+        meta = {
+            "title": d.metadata.get("title"),
+            "category": d.metadata.get("category"),
+            "document_type": d.document_type,
+        }
+        return {
+            "item_id": r.item_id,
+            "item_type": "document",
+            "document_id": r.item_id,
+            "similarity_score": round(r.score, 6),
+            "metadata": meta,
+        }
+    meta = {"title": d.metadata.get("title") if d else None, "document_id": d.document_id if d else None}
+    if r.chunk:
+        meta.update({"chunk_index": r.chunk.chunk_index, "page_number": r.chunk.page_number})
+        content = r.chunk.content
+    else:
+        content = r.image.caption if r.image else ""
+        if r.image:
+            meta["page_number"] = r.image.page_number
+    return {
+        "item_id": r.item_id,
+        "item_type": "chunk" if r.kind == "chunk" else "image",
+        "document_id": d.document_id if d else None,
+        "similarity_score": round(r.score, 6),
+        "content": content,
+        "metadata": meta,
+    }
+
+
 def multimodal_results(request: Request, found: MultimodalResults) -> dict[str, Any]:
     results = []
     for hit in found.hits:
@@ -255,3 +323,155 @@ def multimodal_results(request: Request, found: MultimodalResults) -> dict[str, 
             ]
         }
     return out
+
+
+# ---------------------------------------------------------------------------------------------------- answers
+def retrieval_summary(prep: Prepared, answer: Answer) -> str:
+    n_chunks = sum(1 for s in prep.sources if s.kind == "chunk")
+    if prep.language == "zh":
+        return f"检索到{n_chunks}个相关片段和{len(prep.images)}张图片，答案引用了{len(answer.cited)}个来源。"
+    return (
+        f"Retrieved {n_chunks} passage(s) and {len(prep.images)} picture(s); "
+        f"the answer cites {len(answer.cited)} source(s)."
+    )
+
+
+def token_usage(answer: Answer) -> dict[str, Any] | None:
+    if answer.input_tokens is None and answer.output_tokens is None:
+        return None
+    return {
+        "input_tokens": answer.input_tokens,
+        "output_tokens": answer.output_tokens,
+        "total_tokens": (answer.input_tokens or 0) + (answer.output_tokens or 0),
+    }
+
+
+def answer_fields(prep: Prepared, answer: Answer) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "answer": answer.text,
+        "confidence_score": answer.confidence,
+        "model": answer.model,
+        "provider": answer.provider,
+        "reasoning": {
+            "retrieval_summary": retrieval_summary(prep, answer),
+            "answer_based_on": [s.source_id for s in answer.cited],
+        },
+    }
+    usage = token_usage(answer)
+    if usage:
+        out["token_usage"] = usage
+    if answer.rerank_error:
+        out["rerank_error"] = answer.rerank_error
+    return out
+
+
+def answer_sources(prep: Prepared) -> list[dict[str, Any]]:
+    return [
+        {
+            "source_id": s.source_id,
+            "number": s.number,
+            "document_id": s.document_id,
+            "content": s.content,
+            "relevance_score": round(s.relevance, 6),
+            "type": s.kind,
+            "metadata": {"title": s.title, "page": s.page},
+        }
+        for s in prep.sources
+    ]
+
+
+def answer_images(request: Request, prep: Prepared) -> list[dict[str, Any]]:
+    out = []
+    for rec, score in prep.images:
+        url, thumb = image_urls(request, rec.image_id)
+        out.append(
+            {
+                "image_id": rec.image_id,
+                "document_id": rec.document_id,
+                "image_url": url,
+                "thumbnail_url": thumb,
+                "caption": rec.caption or rec.ocr_text,
+                "relevance_score": round(score, 6),
+                "page": rec.page_number,
+            }
+        )
+    return out
+
+
+def answer_data(request: Request, prep: Prepared, answer: Answer) -> dict[str, Any]:
+    p = prep.params
+    return {
+        "question": p.question,
+        **answer_fields(prep, answer),
+        "response_time": round(time.perf_counter() - prep.started, 4),
+        "timings": prep.timings,
+        "sources": answer_sources(prep) if p.include_sources else [],
+        "retrieved_images": answer_images(request, prep) if p.include_images else [],
+    }
+
+
+def chat_data(request: Request, turn: ChatTurn) -> dict[str, Any]:
+    data = answer_data(request, turn.prep, turn.answer)
+    data["session_id"] = turn.session_id
+    data["context_used"] = {
+        "history_turns": turn.history_turns,
+        "retrieved_chunks": sum(1 for s in turn.prep.sources if s.kind == "chunk"),
+        "retrieved_images": len(turn.prep.images),
+        "history_query": turn.history_query,
+    }
+    data["follow_up_suggestions"] = turn.suggestions
+    data["session_saved"] = turn.saved
+    return data
+
+
+def stream_events(request: Request, event: StreamEvent) -> list[dict[str, Any]]:
+    """The contract's SSE events for one event of AnswerService.stream (an answer becomes `sources` + `complete`)."""
+    match event:
+        case RetrievalStarted():
+            return [{"type": "retrieval_start", "data": {"status": "searching"}}]
+        case Retrieved(prep):
+            data = {"retrieved_count": len(prep.sources), "retrieved_images": len(prep.images), "timings": prep.timings}
+            return [{"type": "retrieval_complete", "data": data}]
+        case GenerationStarted(prep):
+            return [{"type": "generation_start", "data": {"model": prep.model, "provider": prep.generator.provider}}]
+        case Token(text):
+            return [{"type": "content_chunk", "data": {"text": text}}]
+        case Answered(prep, answer):
+            p, usage, fields = prep.params, token_usage(answer), answer_fields(prep, answer)
+            sources = {
+                "sources": answer_sources(prep) if p.include_sources else [],
+                "retrieved_images": answer_images(request, prep) if p.include_images else [],
+            }
+            complete = {
+                "total_tokens": usage["total_tokens"] if usage else None,
+                "token_usage": usage,
+                "answer": answer.text,
+                "confidence_score": answer.confidence,
+                "reasoning": fields["reasoning"],
+                "response_time": round(time.perf_counter() - prep.started, 4),
+            }
+            return [{"type": "sources", "data": sources}, {"type": "complete", "data": complete}]
+        case StreamFailed(code, message, detail):
+            data = {"error_code": code, "message": message}
+            if code != "INTERNAL_ERROR":
+                data["detail"] = detail
+            return [{"type": "error", "data": data}]
+    raise TypeError(f"unknown stream event {event!r}")
+
+
+def session_detail(s: Session) -> dict[str, Any]:
+    messages = []
+    for m in s.messages:
+        item = {"message_id": m.message_id, "role": m.role, "content": m.content, "timestamp": m.timestamp}
+        if m.role == "user":
+            item["images"] = [{"image_id": i.get("image_id")} for i in m.images]
+        else:
+            item["sources"] = m.sources
+        messages.append(item)
+    return {
+        "session_id": s.session_id,
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+        "message_count": len(messages),
+        "messages": messages,
+    }

@@ -18,7 +18,7 @@ from typing import Any
 from PIL import Image
 
 from mmrag.core.generation import Evidence, Generator, GenImage, GenMessage, GenRequest, GenResult
-from mmrag.core.models import ImageRecord, SearchFilters, SessionMessage, new_id
+from mmrag.core.models import ImageRecord, SearchFilters, Session, SessionMessage, new_id
 from mmrag.core.ports import BlobStore, SessionStore
 from mmrag.core.ranking import DEFAULT_FUSION, DEFAULT_MODALITY_WEIGHTS
 from mmrag.core.search import RerankOptions, SearchOutcome, SearchService, Timer
@@ -55,7 +55,7 @@ class HistoryTurn:
 class ChatTurn:
     session_id: str
     prep: Prepared
-    final: dict[str, Any]
+    answer: Answer
     history_turns: int  # user turns the answer could lean on
     history_query: str | None  # what joined the search from the history
     suggestions: list[str]
@@ -108,6 +108,55 @@ class Prepared:
     timings: dict[str, float]
     rerank_error: str | None
     started: float
+
+
+@dataclass
+class Answer:
+    text: str
+    confidence: float  # 0-1, see the module docstring
+    model: str
+    provider: str
+    cited: list[Source]  # the sources the text cites, in citation order
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    rerank_error: str | None = None  # search degraded to first-stage order because the reranker failed
+
+
+# what AnswerService.stream yields; mmrag.api.present turns each into the contract's SSE events
+@dataclass
+class RetrievalStarted:
+    pass
+
+
+@dataclass
+class Retrieved:
+    prep: Prepared
+
+
+@dataclass
+class GenerationStarted:
+    prep: Prepared
+
+
+@dataclass
+class Token:
+    text: str
+
+
+@dataclass
+class Answered:
+    prep: Prepared
+    answer: Answer
+
+
+@dataclass
+class StreamFailed:
+    code: str
+    message: str
+    detail: Any = None
+
+
+StreamEvent = RetrievalStarted | Retrieved | GenerationStarted | Token | Answered | StreamFailed
 
 
 class GeneratorRegistry:
@@ -305,34 +354,20 @@ class AnswerService:
         return sources, sorted(images.values(), key=lambda x: -x[1])
 
     # ------------------------------------------------------------------ results
-    def finish(self, prep: Prepared, result: GenResult) -> dict[str, Any]:
+    def finish(self, prep: Prepared, result: GenResult) -> Answer:
         cited = [int(n) for n in CITATION.findall(result.text)]
         by_number = {s.number: s for s in prep.sources}
         cited_sources = [by_number[n] for n in dict.fromkeys(cited) if n in by_number]
-        confidence = self._confidence(prep, cited_sources, result.text)
-        n_chunks = sum(1 for s in prep.sources if s.kind == "chunk")
-        summary = (
-            f"Retrieved {n_chunks} passage(s) and {len(prep.images)} picture(s); "
-            f"the answer cites {len(cited_sources)} source(s)."
+        return Answer(
+            text=result.text,
+            confidence=round(self._confidence(prep, cited_sources, result.text), 4),
+            model=prep.model,
+            provider=prep.generator.provider,
+            cited=cited_sources,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            rerank_error=prep.rerank_error,
         )
-        if prep.language == "zh":
-            summary = f"检索到{n_chunks}个相关片段和{len(prep.images)}张图片，答案引用了{len(cited_sources)}个来源。"
-        out: dict[str, Any] = {
-            "answer": result.text,
-            "confidence_score": round(confidence, 4),
-            "model": prep.model,
-            "provider": prep.generator.provider,
-            "reasoning": {"retrieval_summary": summary, "answer_based_on": [s.source_id for s in cited_sources]},
-        }
-        if result.input_tokens is not None or result.output_tokens is not None:
-            out["token_usage"] = {
-                "input_tokens": result.input_tokens,
-                "output_tokens": result.output_tokens,
-                "total_tokens": (result.input_tokens or 0) + (result.output_tokens or 0),
-            }
-        if prep.rerank_error:
-            out["rerank_error"] = prep.rerank_error
-        return out
 
     @staticmethod
     def _confidence(prep: Prepared, cited: list[Source], answer: str) -> float:
@@ -346,50 +381,22 @@ class AnswerService:
         coverage = len(covered) / len(q_terms) if q_terms else 0.5
         return max(0.0, min(1.0, best)) * (0.5 + 0.5 * coverage)
 
-    @staticmethod
-    def source_dicts(prep: Prepared) -> list[dict[str, Any]]:
-        return [
-            {
-                "source_id": s.source_id,
-                "number": s.number,
-                "document_id": s.document_id,
-                "content": s.content,
-                "relevance_score": round(s.relevance, 6),
-                "type": s.kind,
-                "metadata": {"title": s.title, "page": s.page},
-            }
-            for s in prep.sources
-        ]
-
     # ------------------------------------------------------------------ entry points
-    def ask(self, tenant: str, p: AskParams, context_text: str | None = None) -> tuple[Prepared, dict[str, Any]]:
+    def ask(self, tenant: str, p: AskParams, context_text: str | None = None) -> tuple[Prepared, Answer]:
         prep = self.prepare(tenant, p, context_text)
         start = time.perf_counter()
         result = prep.generator.generate(prep.request)
         prep.timings["generate"] = round(time.perf_counter() - start, 5)
         return prep, self.finish(prep, result)
 
-    def stream(
-        self,
-        tenant: str,
-        p: AskParams,
-        images_payload: Callable[[Prepared], list[dict]],
-        cancelled: threading.Event | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        """SSE events in the contract's order; a failure sends an 'error' event and ends the stream. Setting
-        `cancelled` (the client went away) stops at the next piece and closes the provider's stream."""
-        yield {"type": "retrieval_start", "data": {"status": "searching"}}
+    def stream(self, tenant: str, p: AskParams, cancelled: threading.Event | None = None) -> Iterator[StreamEvent]:
+        """The answer as events in the contract's order; a failure yields `StreamFailed` and ends the stream.
+        Setting `cancelled` (the client went away) stops at the next piece and closes the provider's stream."""
+        yield RetrievalStarted()
         try:
             prep = self.prepare(tenant, p)
-            yield {
-                "type": "retrieval_complete",
-                "data": {
-                    "retrieved_count": len(prep.sources),
-                    "retrieved_images": len(prep.images),
-                    "timings": prep.timings,
-                },
-            }
-            yield {"type": "generation_start", "data": {"model": prep.model, "provider": prep.generator.provider}}
+            yield Retrieved(prep)
+            yield GenerationStarted(prep)
             result: GenResult | None = None
             stream = prep.generator.stream(prep.request)
             try:
@@ -399,37 +406,18 @@ class AnswerService:
                     if isinstance(piece, GenResult):
                         result = piece
                     elif piece:
-                        yield {"type": "content_chunk", "data": {"text": piece}}
+                        yield Token(piece)
             finally:
                 close = getattr(stream, "close", None)
                 if close:
                     close()  # a client that went away stops the provider's stream too
             if result is None:
                 raise MMRagError("the answer provider ended the stream without a result")
-            final = self.finish(prep, result)
-            yield {
-                "type": "sources",
-                "data": {
-                    "sources": self.source_dicts(prep) if p.include_sources else [],
-                    "retrieved_images": images_payload(prep) if p.include_images else [],
-                },
-            }
-            usage = final.get("token_usage") or {}
-            yield {
-                "type": "complete",
-                "data": {
-                    "total_tokens": usage.get("total_tokens"),
-                    "token_usage": usage or None,
-                    "answer": final["answer"],
-                    "confidence_score": final["confidence_score"],
-                    "reasoning": final["reasoning"],
-                    "response_time": round(time.perf_counter() - prep.started, 4),
-                },
-            }
+            yield Answered(prep, self.finish(prep, result))
         except MMRagError as exc:
-            yield {"type": "error", "data": {"error_code": exc.code, "message": exc.message, "detail": exc.detail}}
+            yield StreamFailed(exc.code, exc.message, exc.detail)
         except Exception as exc:  # noqa: BLE001 - the stream must end with an event, not a dropped connection
-            yield {"type": "error", "data": {"error_code": "INTERNAL_ERROR", "message": type(exc).__name__}}
+            yield StreamFailed("INTERNAL_ERROR", type(exc).__name__)
 
     # ------------------------------------------------------------------ chat
     def chat(
@@ -452,7 +440,7 @@ class AnswerService:
             turns = self.history_from_session(tenant, session_id)
         p.history = turns
         context = self.context_query(turns) if p.use_history_context else None
-        prep, final = self.ask(tenant, p, context_text=context)
+        prep, answer = self.ask(tenant, p, context_text=context)
         if save:
             q_img = self.decode_image(p.question_image) if p.question_image else None
             cited = [(s.source_id, s.document_id, round(s.relevance, 6)) for s in prep.sources]
@@ -461,16 +449,16 @@ class AnswerService:
                 session_id,
                 p.question,
                 q_img,
-                final["answer"],
+                answer.text,
                 [{"source_id": i, "document_id": d, "relevance_score": r} for i, d, r in cited],
             )
         return ChatTurn(
             session_id=session_id,
             prep=prep,
-            final=final,
+            answer=answer,
             history_turns=sum(1 for t in turns if t.role == "user"),
             history_query=context,
-            suggestions=follow_up_suggestions(prep, final["reasoning"]["answer_based_on"]),
+            suggestions=follow_up_suggestions(prep, [c.source_id for c in answer.cited]),
             saved=save,
         )
 
@@ -516,6 +504,12 @@ class AnswerService:
         assistant = SessionMessage(new_id("msg"), "assistant", answer, sources=sources)
         self.sessions.append_messages(tenant, session_id, [user, assistant])
 
+    def session(self, tenant: str, session_id: str) -> Session:
+        found = self.sessions.get_session(tenant, session_id)
+        if found is None:
+            raise NotFound(f"session {session_id} not found")
+        return found
+
     def delete_session(self, tenant: str, session_id: str) -> int:
         session = self.sessions.get_session(tenant, session_id)
         if session is None:
@@ -550,4 +544,12 @@ def follow_up_suggestions(prep: Prepared, cited_ids: list[str], limit: int = 3) 
     return out
 
 
-__all__ = ["AnswerService", "AskParams", "GeneratorRegistry", "HistoryTurn", "follow_up_suggestions", "replace"]
+__all__ = [
+    "Answer",
+    "AnswerService",
+    "AskParams",
+    "GeneratorRegistry",
+    "HistoryTurn",
+    "follow_up_suggestions",
+    "replace",
+]

@@ -18,7 +18,7 @@ from mmrag.core.jobs import ThreadJobRunner
 from mmrag.core.lifecycle import DocumentStatus, mark_archived
 from mmrag.core.models import DOCUMENT_TYPES, Chunk, Document, ImageRecord, Job, new_id, utcnow
 from mmrag.core.ports import BlobStore, DocumentStore, VectorIndex
-from mmrag.errors import FileTooLarge, InvalidParameter, NotFound, ProcessingError, UnsupportedFormat
+from mmrag.errors import FileTooLarge, InvalidParameter, MMRagError, NotFound, ProcessingError, UnsupportedFormat
 from mmrag.ingest.images import image_size
 from mmrag.ingest.sniff import check_declared
 
@@ -30,6 +30,32 @@ METADATA_FIELDS = ("title", "source", "tags", "category", "author", "created_at"
 class UploadResult:
     document: Document
     waited: float
+
+
+@dataclass
+class Deletion:
+    document_id: str
+    deleted_chunks: int
+    deleted_embeddings: int
+    archived: bool = False  # delete_related=False: the document stays readable, out of search
+
+
+@dataclass
+class NewDocument:
+    """One document of a batch upload, as the caller described it (the arguments of DocumentService.upload)."""
+
+    document_type: str
+    file: str | None = None
+    content: str | None = None
+    metadata: dict[str, Any] | None = None
+    processing_options: dict[str, Any] | None = None
+
+
+@dataclass
+class BatchOutcome:
+    total: int
+    document_ids: list[str]
+    failed: list[tuple[int, MMRagError]]  # (position in the batch, why)
 
 
 class DocumentLocks:
@@ -131,6 +157,31 @@ class DocumentService:
             raise InvalidParameter("the file is empty")
         return data
 
+    def upload_batch(self, tenant: str, items: list[NewDocument | MMRagError]) -> BatchOutcome:
+        """Each item is stored (and queued) or reported failed on its own; an item the caller could not even
+        describe arrives as its error. Nothing is stored that the outcome does not list."""
+        ids: list[str] = []
+        failed: list[tuple[int, MMRagError]] = []
+        for index, item in enumerate(items):
+            if isinstance(item, MMRagError):
+                failed.append((index, item))
+                continue
+            try:
+                doc = self.upload(
+                    tenant,
+                    item.document_type,
+                    file=item.file,
+                    content=item.content,
+                    metadata=item.metadata,
+                    processing_options=item.processing_options,
+                    wait=False,
+                )
+            except MMRagError as exc:
+                failed.append((index, exc))
+                continue
+            ids.append(doc.document_id)
+        return BatchOutcome(len(items), ids, failed)
+
     def upload(
         self,
         tenant: str,
@@ -223,7 +274,7 @@ class DocumentService:
             self.index.update_document_meta(tenant, filter_meta(doc))
         return doc, sorted(changes)
 
-    def delete(self, tenant: str, document_id: str, delete_related: bool = True) -> dict[str, Any]:
+    def delete(self, tenant: str, document_id: str, delete_related: bool = True) -> Deletion:
         with self.locks(document_id):
             doc = self.docs.get_document(tenant, document_id)
             if doc is None or doc.status == "deleting":
@@ -234,25 +285,16 @@ class DocumentService:
                 n_vectors = self.index.delete_document(tenant, document_id)
                 mark_archived(doc)
                 self.docs.update_document(doc)
-                return {
-                    "document_id": document_id,
-                    "deleted_chunks": 0,
-                    "deleted_embeddings": n_vectors,
-                    "status": "archived",
-                }
+                return Deletion(document_id, 0, n_vectors, archived=True)
             doc.status = DocumentStatus.DELETING
             self.docs.update_document(doc)  # a crash from here on is finished by finish_deletes() at start-up
             return self._purge(doc, n_chunks)
 
-    def _purge(self, doc: Document, n_chunks: int | None = None) -> dict[str, Any]:
+    def _purge(self, doc: Document, n_chunks: int | None = None) -> Deletion:
         n_vectors = self.index.delete_document(doc.tenant, doc.document_id)
         self.blobs.delete_prefix(blob_paths.document_prefix(doc.tenant, doc.document_id))
         chunks, _images = self.docs.delete_document(doc.tenant, doc.document_id)
-        return {
-            "document_id": doc.document_id,
-            "deleted_chunks": n_chunks if n_chunks is not None else chunks,
-            "deleted_embeddings": n_vectors,
-        }
+        return Deletion(doc.document_id, n_chunks if n_chunks is not None else chunks, n_vectors)
 
     def finish_deletes(self) -> int:
         """Complete deletions that a crash interrupted."""

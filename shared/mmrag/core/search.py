@@ -45,7 +45,7 @@ class RerankOptions:
 @dataclass
 class Scored:
     item_id: str
-    kind: str  # chunk | image
+    kind: str  # chunk | image (| document, from `similar` on a document)
     scores: dict[str, float] = field(default_factory=dict)
     score: float = 0.0
     rerank_score: float | None = None
@@ -116,13 +116,14 @@ class Rerankers:
     fastembed models. A model that fails to load is not retried for RETRY_AFTER_S, so a missing model costs one
     failed attempt, not one per request."""
 
-    ALIASES = {"bge-reranker-v2": "BAAI/bge-reranker-v2-m3", "bge-reranker-base": "BAAI/bge-reranker-base",
-               "ms-marco-minilm": "Xenova/ms-marco-MiniLM-L-6-v2"}
+    ALIASES = {
+        "bge-reranker-v2": "BAAI/bge-reranker-v2-m3",
+        "bge-reranker-base": "BAAI/bge-reranker-base",
+        "ms-marco-minilm": "Xenova/ms-marco-MiniLM-L-6-v2",
+    }
     RETRY_AFTER_S = 600.0
 
-    def __init__(
-        self, default: str, factory: Callable[[str], Any], known: Sequence[str], passage_tokens: int = 96
-    ):
+    def __init__(self, default: str, factory: Callable[[str], Any], known: Sequence[str], passage_tokens: int = 96):
         self.default = default
         self.passage_tokens = passage_tokens
         self.factory = factory
@@ -239,9 +240,7 @@ class SearchService:
         timer = Timer()
         vec = self.query_image_vector(query_image, timer) if query_image else None
         # over-fetch: the modality filter below may drop some of them
-        outcome = self.multimodal(
-            tenant, text, vec, top_k * 3, filters, weights, strategy, threshold, rerank, timer
-        )
+        outcome = self.multimodal(tenant, text, vec, top_k * 3, filters, weights, strategy, threshold, rerank, timer)
         linked = self.images_for(tenant, [r.chunk.image_id for r in outcome.results if r.chunk])
         hits: list[MultimodalHit] = []
         for r in outcome.results:
@@ -369,8 +368,7 @@ class SearchService:
         head = outcome.results[: opts.input_limit]
         size = self.rerankers.passage_tokens
         texts = [
-            best_window(query, r.chunk.content, size) if r.chunk else (r.image.caption if r.image else "")
-            for r in head
+            best_window(query, r.chunk.content, size) if r.chunk else (r.image.caption if r.image else "") for r in head
         ]
         try:
             raw = timer.run("rerank", lambda: self.rerankers.score(model, query, texts, opts.timeout_ms / 1000))
@@ -597,7 +595,8 @@ class SearchService:
         top_k: int,
         exclude_self: bool,
         filters: SearchFilters,
-    ) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    ) -> tuple[list[Scored], dict[str, float]]:
+        """More like this. Results of a document reference are documents (kind "document", best item's score)."""
         timer = Timer()
         if reference_type == "document":
             doc = self.docs.get_document(tenant, reference_id)
@@ -625,21 +624,11 @@ class SearchService:
                 best[d] = max(best.get(d, -1.0), h.score)
             docs = self.docs.documents_by_id(tenant, list(best))
             ranked = sorted(
-                ((d, s) for d, s in best.items() if d in docs and docs[d].status == "completed"), key=lambda x: -x[1]
+                ((d, sc) for d, sc in best.items() if d in docs and docs[d].status == "completed"), key=lambda x: -x[1]
             )[:top_k]
             return [
-                {
-                    "item_id": d,
-                    "item_type": "document",
-                    "document_id": d,
-                    "similarity_score": round(max(s, 0), 6),
-                    "metadata": {
-                        "title": docs[d].metadata.get("title"),
-                        "category": docs[d].metadata.get("category"),
-                        "document_type": docs[d].document_type,
-                    },
-                }
-                for d, s in ranked
+                Scored(d, "document", {"dense" if space == "text" else "image": sc}, max(sc, 0), document=docs[d])
+                for d, sc in ranked
             ], timer.timings
         if reference_type == "chunk":
             row = self.docs.get_chunks_by_id(tenant, [reference_id]).get(reference_id)
@@ -660,29 +649,7 @@ class SearchService:
             Scored(h.item_id, kinds[0], {"dense" if space == "text" else "image": h.score}, max(h.score, 0))
             for h in hits
         ]
-        results = self._hydrate(tenant, scored, top_k)
-        out = []
-        for r in results:
-            meta = {
-                "title": r.document.metadata.get("title") if r.document else None,
-                "document_id": r.document.document_id if r.document else None,
-            }
-            if r.chunk:
-                meta.update({"chunk_index": r.chunk.chunk_index, "page_number": r.chunk.page_number})
-                content = r.chunk.content
-            else:
-                content = r.image.caption if r.image else ""
-            out.append(
-                {
-                    "item_id": r.item_id,
-                    "item_type": r.kind if r.kind == "chunk" else "image",
-                    "document_id": r.document.document_id if r.document else None,
-                    "similarity_score": round(r.score, 6),
-                    "content": content,
-                    "metadata": meta,
-                }
-            )
-        return out, timer.timings
+        return self._hydrate(tenant, scored, top_k), timer.timings
 
     def _item_documents(self, tenant: str, item_ids: Sequence[str]) -> dict[str, str]:
         out = {i: c.document_id for i, c in self.docs.get_chunks_by_id(tenant, item_ids).items()}

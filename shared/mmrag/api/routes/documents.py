@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -12,47 +11,11 @@ from pydantic import ValidationError
 from mmrag.api import present
 from mmrag.api.deps import Caller, container, query_caller, upload_caller
 from mmrag.api.envelope import ok
-from mmrag.api.schemas import (
-    BatchItem,
-    BatchUploadRequest,
-    DocumentMetadata,
-    MetadataUpdate,
-    ProcessingOptions,
-    UploadRequest,
-)
-from mmrag.errors import FileTooLarge, InvalidParameter, MMRagError
+from mmrag.api.inputs import batch_item, json_body, json_field, validation_message
+from mmrag.api.schemas import BatchUploadRequest, DocumentMetadata, MetadataUpdate, ProcessingOptions, UploadRequest
+from mmrag.errors import InvalidParameter
 
 router = APIRouter(prefix="/api/v1", tags=["documents"])
-
-
-def _validation_message(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors())[:1000]
-
-
-async def _json_body(request: Request, limit: int) -> Any:
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > limit:
-        raise FileTooLarge("request body is larger than the upload limit")
-    raw = await request.body()
-    if len(raw) > limit:
-        raise FileTooLarge("request body is larger than the upload limit")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidParameter("the request body is not valid JSON") from exc
-
-
-def _json_field(form, name: str) -> dict | None:
-    value = form.get(name)
-    if value is None or value == "":
-        return None
-    try:
-        parsed = json.loads(value)
-    except ValueError as exc:
-        raise InvalidParameter(f"{name} must be a JSON object") from exc
-    if not isinstance(parsed, dict):
-        raise InvalidParameter(f"{name} must be a JSON object")
-    return parsed
 
 
 @router.post("/documents/upload", summary="Upload a document (JSON with base64/URL/raw text, or multipart)")
@@ -67,18 +30,18 @@ async def upload(request: Request, caller: Caller = Depends(upload_caller), c=De
             raise InvalidParameter("multipart upload needs a 'file' part")
         raw = await part.read(svc.max_upload_bytes + 1)
         try:
-            meta = DocumentMetadata(**(_json_field(form, "metadata") or {})).as_dict()
-            opts = ProcessingOptions(**(_json_field(form, "processing_options") or {})).as_dict()
+            meta = DocumentMetadata(**(json_field(form, "metadata") or {})).as_dict()
+            opts = ProcessingOptions(**(json_field(form, "processing_options") or {})).as_dict()
         except ValidationError as exc:
-            raise InvalidParameter(_validation_message(exc)) from exc
+            raise InvalidParameter(validation_message(exc)) from exc
         document_type = str(form.get("document_type") or "")
         doc = await _run(c, svc.upload, caller.tenant, document_type, raw=raw, metadata=meta, processing_options=opts)
     else:
-        body = await _json_body(request, limit)
+        body = await json_body(request, limit)
         try:
             req = UploadRequest.model_validate(body)
         except ValidationError as exc:
-            raise InvalidParameter(_validation_message(exc)) from exc
+            raise InvalidParameter(validation_message(exc)) from exc
         doc = await _run(
             c,
             svc.upload,
@@ -101,42 +64,14 @@ async def _run(c, fn, *args, **kwargs):
 @router.post("/documents/batch-upload", summary="Upload several documents; each succeeds or fails on its own")
 async def batch_upload(request: Request, caller: Caller = Depends(upload_caller), c=Depends(container)):
     svc = c.documents
-    body = await _json_body(request, (svc.max_upload_bytes * 4 // 3 + 1024 * 1024) * 10)
+    body = await json_body(request, (svc.max_upload_bytes * 4 // 3 + 1024 * 1024) * 10)
     try:
         req = BatchUploadRequest.model_validate(body)
     except ValidationError as exc:
-        raise InvalidParameter(_validation_message(exc)) from exc
-    shared_opts = req.processing_options.as_dict()
-    ids, failed = [], []
-    for index, raw_item in enumerate(req.documents):
-        try:
-            try:
-                item = BatchItem.model_validate(raw_item)
-            except ValidationError as exc:
-                raise InvalidParameter(_validation_message(exc)) from exc
-            opts = {**shared_opts, **(item.processing_options.as_dict() if item.processing_options else {})}
-            doc = await _run(
-                c,
-                svc.upload,
-                caller.tenant,
-                item.document_type,
-                file=item.file,
-                content=item.content,
-                metadata=item.metadata.as_dict(),
-                processing_options=opts,
-                wait=False,
-            )
-            ids.append(doc.document_id)
-        except MMRagError as exc:
-            failed.append({"index": index, "error": exc.message, "error_code": exc.code})
-    data = {
-        "total": len(req.documents),
-        "success": len(ids),
-        "failed": len(failed),
-        "document_ids": ids,
-        "failed_items": failed,
-    }
-    return ok(data, "批量上传完成")
+        raise InvalidParameter(validation_message(exc)) from exc
+    items = [batch_item(raw, req.processing_options.as_dict()) for raw in req.documents]
+    outcome = await _run(c, svc.upload_batch, caller.tenant, items)
+    return ok(present.batch_outcome(outcome), "批量上传完成")
 
 
 @router.get("/documents", summary="List documents with filters, paging and sorting")
@@ -193,7 +128,7 @@ def update_metadata(
 def delete_document(
     document_id: str, delete_related: bool = True, caller: Caller = Depends(query_caller), c=Depends(container)
 ):
-    return ok(c.documents.delete(caller.tenant, document_id, delete_related), "文档删除成功")
+    return ok(present.deletion(c.documents.delete(caller.tenant, document_id, delete_related)), "文档删除成功")
 
 
 @router.get("/images/{image_id}", summary="The image file")

@@ -22,9 +22,7 @@ def search_text(body: TextSearchRequest, caller: Caller = Depends(search_caller)
     outcome = c.search.text(
         caller.tenant, body.query, body.top_k, to_filters(body.filters), opts.similarity_threshold, to_rerank(opts)
     )
-    results = [
-        present.text_result(r, body.query, opts.include_content, opts.include_metadata) for r in outcome.results
-    ]
+    results = [present.text_result(r, body.query, opts.include_content, opts.include_metadata) for r in outcome.results]
     data = {"query": body.query, "total_results": len(results), "results": results}
     return ok({**data, **present.search_extra(outcome, started)}, "检索成功")
 
@@ -88,7 +86,7 @@ def search_similar(body: SimilarRequest, caller: Caller = Depends(search_caller)
             "reference_id": body.reference_id,
             "reference_type": body.reference_type,
             "total_results": len(results),
-            "results": results,
+            "results": [present.similar_result(r) for r in results],
             "search_time": round(time.perf_counter() - started, 5),
             "timings": timings,
         },
