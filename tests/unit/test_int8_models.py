@@ -65,10 +65,24 @@ def test_int8_roles_are_checked():
 @needs_models
 def test_model_sessions_do_not_spin_and_use_one_inter_op_thread(tmp_path):
     name = "Xenova/ms-marco-MiniLM-L-6-v2"
-    reranker = FastEmbedReranker(name, ModelSource(MODELS, tmp_path, threads=2, int8=[name]))
-    reranker.load()
-    opts = reranker._model.get().model.model.get_session_options()
-    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
-    assert opts.get_session_config_entry("session.inter_op.allow_spinning") == "0"
-    assert (opts.intra_op_num_threads, opts.inter_op_num_threads) == (2, 1)
-    assert len(reranker.score("valve", ["the valve opens"])) == 1
+    one = FastEmbedReranker(name, ModelSource(MODELS, tmp_path, threads=2, int8=[name]), replicas=1)
+    two = FastEmbedReranker(name, ModelSource(MODELS, tmp_path, threads=2, int8=[name]))  # one copy per core
+    for reranker, threads in ((one, 2), (two, 1)):
+        reranker.load()
+        for copy in reranker._replicas.copies:
+            opts = copy.get().model.model.get_session_options()
+            assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+            assert opts.get_session_config_entry("session.inter_op.allow_spinning") == "0"
+            assert (opts.intra_op_num_threads, opts.inter_op_num_threads) == (threads, 1)
+    docs = [f"the valve opens at {n} kPa" for n in range(11)] + ["nothing about it"]
+    assert two.score("valve", docs) == pytest.approx(one.score("valve", docs), abs=1e-3)  # same scores, same order
+    assert two.score("valve", []) == []
+
+
+@needs_models
+def test_text_passages_spread_over_model_copies_keep_their_order(tmp_path):
+    one = FastEmbedTextEmbedder(MINILM, ModelSource(MODELS, tmp_path, threads=2), replicas=1)
+    two = FastEmbedTextEmbedder(MINILM, ModelSource(MODELS, tmp_path, threads=2), batch_size=2)
+    texts = SENTENCES * 3
+    assert len(two._replicas.copies) == 2
+    assert np.allclose(one.embed_texts(texts), two.embed_texts(texts), atol=1e-4)

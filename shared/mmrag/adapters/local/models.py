@@ -129,10 +129,40 @@ class _Lazy:
         return "error" if self._error else "not loaded"
 
 
+class _Replicas:
+    """`count` copies of a model, each on its own share of the cores, and the threads that run work on them side by
+    side. On 2 cores two single-threaded copies each taking half of the work ran ~1.2x faster than one session with
+    2 intra-op threads: with batches this small a second intra-op thread is idle for much of each operator."""
+
+    def __init__(self, load: Callable[[int], Any], cores: int, count: int | None = None, name: str = "model"):
+        self.count = max(1, count or min(cores, 4))
+        threads = max(1, cores // self.count)
+        self.copies = [_Lazy(lambda: load(threads)) for _ in range(self.count)]
+        self._name = name
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def first(self) -> _Lazy:
+        return self.copies[0]
+
+    def map(self, fn: Callable[[Any, Any], Any], parts: Sequence[Any]) -> list[Any]:
+        """fn(model, part) for every part, part k on copy k mod count; results in order."""
+        if len(parts) <= 1 or self.count == 1:
+            return [fn(self.copies[0].get(), part) for part in parts]
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.count, thread_name_prefix=self._name)
+        return list(self._pool.map(lambda k: fn(self.copies[k % self.count].get(), parts[k]), range(len(parts))))
+
+    def load(self) -> None:
+        for copy in self.copies:
+            copy.get()
+
+
 class FastEmbedTextEmbedder:
-    """The text encoder. Passages go through `replicas` single-threaded copies of the model side by side, one batch
-    of similar length each: on 2 cores that embedded the eval manual's chunks ~1.2x faster than one session with
-    2 intra-op threads (small batches leave a second intra-op thread idle for much of each operator)."""
+    """The text encoder. Passages go through single-threaded copies of the model side by side (`_Replicas`), one
+    batch of similar length each."""
 
     def __init__(
         self,
@@ -144,10 +174,7 @@ class FastEmbedTextEmbedder:
     ):
         from fastembed import TextEmbedding
 
-        self.replicas = max(1, replicas or min(source.threads, 4))
-        threads = max(1, source.threads // self.replicas)
-
-        def load():
+        def load(threads: int):
             model = source.build(TextEmbedding, name, threads=threads)
             # Sentence encoders of the MiniLM/mpnet family are trained on at most 256 word pieces; beyond that their
             # vectors get worse while the cost grows quadratically. BM25 still sees the whole chunk.
@@ -158,10 +185,8 @@ class FastEmbedTextEmbedder:
 
         self.name = name
         self.batch_size = batch_size
-        self._model = _Lazy(load)  # the first copy: queries, health, and a share of every passage batch
-        self._copies = [self._model] + [_Lazy(load) for _ in range(self.replicas - 1)]
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
+        self._replicas = _Replicas(load, source.threads, replicas, "text-embed")
+        self._model = self._replicas.first  # queries and health
         self._dim: int | None = None
 
     @property
@@ -175,26 +200,12 @@ class FastEmbedTextEmbedder:
             return np.zeros((0, self._dim or 0), dtype=np.float32)
         # batches of similar length waste less time on padding; the original order is restored afterwards
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-
-        def embed(k: int) -> list[np.ndarray]:
-            model = self._copies[k % len(self._copies)].get()
-            return list(model.passage_embed([texts[i] for i in batches[k]], batch_size=self.batch_size))
-
-        if len(batches) == 1 or self.replicas == 1:
-            parts = [embed(k) for k in range(len(batches))]
-        else:
-            parts = list(self._workers().map(embed, range(len(batches))))
+        batches = [[texts[i] for i in order[k : k + self.batch_size]] for k in range(0, len(order), self.batch_size)]
+        parts = self._replicas.map(lambda model, part: list(model.passage_embed(part, batch_size=len(part))), batches)
         rows = [row for part in parts for row in part]
         out = np.empty((len(texts), len(rows[0])), dtype=np.float32)
         out[order] = np.stack(rows)
         return normalise(out)
-
-    def _workers(self) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.replicas, thread_name_prefix="text-embed")
-            return self._pool
 
     def embed_query(self, text: str) -> np.ndarray:
         return normalise(np.stack(list(self._model.get().query_embed([text]))))[0]
@@ -203,8 +214,7 @@ class FastEmbedTextEmbedder:
         return {"model": self.name, "state": self._model.state}
 
     def load(self) -> None:
-        for copy in self._copies:
-            copy.get()
+        self._replicas.load()
 
 
 class FastEmbedClip:
@@ -247,24 +257,30 @@ class FastEmbedReranker:
     # the search core hands over a window of the candidate (mmrag.text.passages); this only stops a pathological one
     MAX_WORD_PIECES = 256
 
-    def __init__(self, name: str, source: ModelSource):
+    def __init__(self, name: str, source: ModelSource, replicas: int | None = None):
         from fastembed.rerank.cross_encoder import TextCrossEncoder
 
-        def load():
-            model = source.build(TextCrossEncoder, name)
+        def load(threads: int):
+            model = source.build(TextCrossEncoder, name, threads=threads)
             tokenizer = getattr(getattr(model, "model", None), "tokenizer", None)
             if tokenizer is not None:
                 tokenizer.enable_truncation(max_length=self.MAX_WORD_PIECES, strategy="longest_first")
             return model
 
         self.name = name
-        self._model = _Lazy(load)
+        self._replicas = _Replicas(load, source.threads, replicas, "rerank")
+        self._model = self._replicas.first
 
     def score(self, query: str, documents: Sequence[str]) -> list[float]:
-        return [float(s) for s in self._model.get().rerank(query, list(documents), batch_size=32)]
+        docs = list(documents)
+        # one share of the candidates per model copy (each padded to its own longest window)
+        share = max(4, -(-len(docs) // self._replicas.count))
+        parts = [docs[i : i + share] for i in range(0, len(docs), share)]
+        scored = self._replicas.map(lambda model, part: list(model.rerank(query, part, batch_size=len(part))), parts)
+        return [float(s) for part in scored for s in part]
 
     def health(self) -> dict[str, Any]:
         return {"model": self.name, "state": self._model.state}
 
     def load(self) -> None:
-        self._model.get()
+        self._replicas.load()
