@@ -138,7 +138,7 @@ def test_layers_with_boto3_keep_the_models_of_every_client_the_functions_make():
         if "cli" in path.relative_to(ROOT / "shared" / "mmrag").parts:  # commands run on a workstation, not in Lambda
             continue
         made |= set(re.findall(r"client\(\s*\"([a-z0-9-]+)\"", path.read_text(encoding="utf-8")))
-    made -= {"s3-presign"}  # a second S3 client (container.presign_client)
+    made -= {"s3-presign"}  # a second S3 client (adapters/aws/direct_uploads.presign_client)
     kept = set(re.search(r"^BOTOCORE_SERVICES = (.+)$", (LAYERS / "Makefile").read_text(), re.M).group(1).split(","))
     assert made and made <= kept, f"add {sorted(made - kept)} to BOTOCORE_SERVICES in layers/Makefile"
     for layer in ("MmragSearchDepsLayer", "MmragQaDepsLayer"):

@@ -20,7 +20,7 @@ from mmrag.core.answering import (
     Token,
 )
 from mmrag.core.documents import BatchOutcome, Deletion
-from mmrag.core.models import Chunk, Document, ImageRecord, Session
+from mmrag.core.models import Chunk, DirectUpload, Document, ImageRecord, Session
 from mmrag.core.search import MultimodalResults, Scored, SearchOutcome
 from mmrag.text.analyzer import highlight
 
@@ -79,6 +79,18 @@ def progress(doc: Document) -> dict[str, Any] | None:
             }
         )
     return out
+
+
+def direct_upload(u: DirectUpload) -> dict[str, Any]:
+    return {
+        "upload_id": u.upload_id,
+        "upload_url": u.url,
+        "method": u.method,
+        "headers": u.headers,
+        "key": u.key,
+        "expires_in": u.expires_in,
+        "max_size": u.size,
+    }
 
 
 def batch_outcome(o: BatchOutcome) -> dict[str, Any]:

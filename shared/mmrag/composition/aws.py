@@ -171,17 +171,16 @@ class AwsContainer:
             self._clients[service] = boto3.client(service, **kwargs)
         return self._clients[service]
 
-    def presign_client(self) -> Any:
-        """S3 client for presigned URLs: Signature V4 (which signs Content-Length, so the size is enforced) and the
-        bucket's regional virtual-hosted endpoint."""
-        if "s3-presign" not in self._clients:
-            import boto3
-            from botocore.config import Config
+    def direct_uploads(self) -> Any:
+        from mmrag.adapters.aws.direct_uploads import S3DirectUploads, presign_client
 
-            kwargs = {"region_name": self.config.region} if self.config.region else {}
-            config = Config(signature_version="s3v4", s3={"addressing_style": "virtual"})
-            self._clients["s3-presign"] = boto3.client("s3", config=config, **kwargs)
-        return self._clients["s3-presign"]
+        def client() -> Any:
+            if "s3-presign" not in self._clients:
+                self._clients["s3-presign"] = presign_client(self.config.region)
+            return self._clients["s3-presign"]
+
+        cfg = self.config
+        return S3DirectUploads(client, cfg.bucket, cfg.incoming_prefix, cfg.upload_url_expires_s)
 
     @property
     def textract_client(self) -> Any:
@@ -239,6 +238,7 @@ class AwsContainer:
             s.max_upload_bytes,
             s.max_image_pixels,
             0.0,
+            direct_uploads=self.direct_uploads(),
         )
 
     def submit_job(self, job: Any) -> None:
@@ -280,42 +280,6 @@ class AwsContainer:
     @cached_property
     def answers(self) -> Any:
         return answer_service(self)
-
-    # ------------------------------------------------------------------ uploads straight to S3
-    def presign_upload(
-        self, tenant: str, filename: str, size: int, content_type: str, attributes: dict[str, Any]
-    ) -> dict[str, Any]:
-        """A presigned PUT for incoming/<tenant>/<upload id>/<file name>: exactly `size` bytes of `content_type`,
-        with the document's type, metadata and processing options in the signed x-amz-meta-mmrag header (the
-        ingest function reads them back). The URL works until it expires; the object is processed like any file
-        dropped into incoming/<tenant>/."""
-        from mmrag.adapters.aws.incoming import incoming_key, pack_attributes, safe_file_name
-
-        filename = safe_file_name(filename)
-        from mmrag.core.models import new_id
-
-        cfg = self.config
-        upload_id = new_id("upl")
-        key = incoming_key(cfg.incoming_prefix, tenant, f"{upload_id}/{filename}")
-        meta = {"mmrag": pack_attributes(attributes)}
-        params = {
-            "Bucket": cfg.bucket,
-            "Key": key,
-            "ContentType": content_type,
-            "ContentLength": size,
-            "Metadata": meta,
-            "ServerSideEncryption": "AES256",
-        }
-        url = self.presign_client().generate_presigned_url(
-            "put_object", Params=params, ExpiresIn=cfg.upload_url_expires_s, HttpMethod="PUT"
-        )
-        headers = {
-            "Content-Type": content_type,
-            "Content-Length": str(size),
-            "x-amz-meta-mmrag": meta["mmrag"],
-            "x-amz-server-side-encryption": "AES256",
-        }
-        return {"upload_id": upload_id, "key": key, "url": url, "headers": headers}
 
     # ------------------------------------------------------------------ lifecycle and health
     def start(self) -> None:

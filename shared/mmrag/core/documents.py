@@ -16,9 +16,17 @@ from mmrag.core import blob_paths
 from mmrag.core.ingestion import DEFAULT_OPTIONS, IngestionPipeline, filter_meta
 from mmrag.core.jobs import ThreadJobRunner
 from mmrag.core.lifecycle import DocumentStatus, mark_archived
-from mmrag.core.models import DOCUMENT_TYPES, Chunk, Document, ImageRecord, Job, new_id, utcnow
-from mmrag.core.ports import BlobStore, DocumentStore, VectorIndex
-from mmrag.errors import FileTooLarge, InvalidParameter, MMRagError, NotFound, ProcessingError, UnsupportedFormat
+from mmrag.core.models import DOCUMENT_TYPES, Chunk, DirectUpload, Document, ImageRecord, Job, new_id, utcnow
+from mmrag.core.ports import BlobStore, DirectUploads, DocumentStore, VectorIndex
+from mmrag.errors import (
+    FileTooLarge,
+    InvalidParameter,
+    MMRagError,
+    NotFound,
+    ProcessingError,
+    ServiceUnavailable,
+    UnsupportedFormat,
+)
 from mmrag.ingest.images import image_size
 from mmrag.ingest.sniff import check_declared
 
@@ -124,7 +132,9 @@ class DocumentService:
         max_upload_bytes: int,
         max_image_pixels: int,
         upload_wait_s: float = 0.0,
+        direct_uploads: DirectUploads | None = None,
     ):
+        self.direct_uploads = direct_uploads  # large files PUT straight to storage (AWS only)
         self.docs, self.blobs, self.index = docs, blobs, index
         self.pipeline = pipeline
         self.runner = runner
@@ -156,6 +166,30 @@ class DocumentService:
         if not data:
             raise InvalidParameter("the file is empty")
         return data
+
+    def direct_upload(
+        self,
+        tenant: str,
+        file_name: str,
+        size: int,
+        content_type: str,
+        document_type: str | None,
+        metadata: dict[str, Any],
+        processing_options: dict[str, Any],
+    ) -> DirectUpload:
+        """A signed URL to PUT a file too large for the API straight into storage; the document's type, metadata and
+        options travel signed with it, so the upload cannot change them."""
+        if self.direct_uploads is None:
+            raise ServiceUnavailable(
+                "upload URLs need the AWS deployment (S3)", "send the file to POST /api/v1/documents/upload instead"
+            )
+        if size > self.max_upload_bytes:
+            raise FileTooLarge(f"file is larger than the {self.max_upload_bytes // (1024 * 1024)} MB limit")
+        check_options(processing_options)  # 400 now rather than a failed ingestion later
+        meta = {**metadata}
+        meta.setdefault("title", file_name)
+        attributes = {"document_type": document_type, "metadata": meta, "processing_options": processing_options}
+        return self.direct_uploads.presign(tenant, file_name, size, content_type, attributes)
 
     def upload_batch(self, tenant: str, items: list[NewDocument | MMRagError]) -> BatchOutcome:
         """Each item is stored (and queued) or reported failed on its own; an item the caller could not even

@@ -157,3 +157,16 @@ class Session:
     created_at: str = field(default_factory=utcnow)
     updated_at: str = field(default_factory=utcnow)
     messages: list[SessionMessage] = field(default_factory=list)
+
+
+@dataclass
+class DirectUpload:
+    """A signed request the client sends the file with (exactly `size` bytes), valid for `expires_in` seconds."""
+
+    upload_id: str
+    key: str
+    url: str
+    method: str
+    headers: dict[str, str]
+    expires_in: int
+    size: int

@@ -11,6 +11,7 @@ from PIL import Image
 from mmrag.core.models import (
     ApiKey,
     Chunk,
+    DirectUpload,
     DocFilterMeta,
     Document,
     Hit,
@@ -125,3 +126,11 @@ class SessionStore(Protocol):
     def get_session(self, tenant: str, session_id: str) -> Session | None: ...
     def append_messages(self, tenant: str, session_id: str, messages: list[SessionMessage]) -> Session: ...
     def delete_session(self, tenant: str, session_id: str) -> int | None: ...
+
+
+class DirectUploads(Protocol):
+    """Where a large file can be PUT straight to storage (S3 on AWS); the stored object becomes a document."""
+
+    def presign(
+        self, tenant: str, file_name: str, size: int, content_type: str, attributes: dict[str, Any]
+    ) -> DirectUpload: ...

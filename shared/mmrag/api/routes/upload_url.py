@@ -7,7 +7,8 @@ GET /api/v1/documents; the document's `metadata.source` is the object's s3:// UR
 `size` bytes of `content_type` and for the document type, metadata and processing options given here, so the
 upload cannot change them; it expires after MMRAG_UPLOAD_URL_EXPIRES_S seconds (default 900).
 
-Only the AWS container offers it (`presign_upload`); `mmrag serve` answers 503 and points at POST /documents/upload.
+Only the AWS deployment offers it (`adapters/aws/direct_uploads.py`); `mmrag serve` answers 503 and points at
+POST /documents/upload.
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ from typing import Literal
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
+from mmrag.api import present
 from mmrag.api.deps import Caller, container, upload_caller
 from mmrag.api.envelope import ok
 from mmrag.api.schemas import DocumentMetadata, ProcessingOptions
-from mmrag.core.documents import check_options
-from mmrag.errors import FileTooLarge, ServiceUnavailable
 
 router = APIRouter(prefix="/api/v1", tags=["documents"])
 
@@ -39,29 +39,13 @@ class UploadUrlRequest(BaseModel):
 
 @router.post("/documents/upload-url", summary="A presigned S3 URL to PUT a large file to (AWS deployment only)")
 def upload_url(body: UploadUrlRequest, caller: Caller = Depends(upload_caller), c=Depends(container)):
-    presign = getattr(c, "presign_upload", None)
-    if presign is None:
-        raise ServiceUnavailable(
-            "upload URLs need the AWS deployment (S3)", "send the file to POST /api/v1/documents/upload instead"
-        )
-    limit = c.documents.max_upload_bytes
-    if body.size > limit:
-        raise FileTooLarge(f"file is larger than the {limit // (1024 * 1024)} MB limit")
-    options = body.processing_options.as_dict()
-    check_options(options)  # 400 now rather than a failed ingestion later
-    metadata = body.metadata.as_dict()
-    metadata.setdefault("title", body.file_name)
-    attributes = {"document_type": body.document_type, "metadata": metadata, "processing_options": options}
-    signed = presign(caller.tenant, body.file_name, body.size, body.content_type, attributes)
-    return ok(
-        {
-            "upload_id": signed["upload_id"],
-            "upload_url": signed["url"],
-            "method": "PUT",
-            "headers": signed["headers"],
-            "key": signed["key"],
-            "expires_in": c.config.upload_url_expires_s,
-            "max_size": body.size,
-        },
-        "上传地址已生成",
+    signed = c.documents.direct_upload(
+        caller.tenant,
+        body.file_name,
+        body.size,
+        body.content_type,
+        body.document_type,
+        body.metadata.as_dict(),
+        body.processing_options.as_dict(),
     )
+    return ok(present.direct_upload(signed), "上传地址已生成")
