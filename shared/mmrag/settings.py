@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Requests per hour per API key, by endpoint class (contract section 6).
@@ -44,6 +44,9 @@ class Settings(BaseSettings):
         "text,rerank",
         description="models run as int8 copies made once on this machine: any of text, clip, rerank; empty: none",
     )
+    int8_cache_dir: Path | None = Field(
+        None, description="where the int8 copies are kept (default: ~/.cache/mmrag, shared by every data dir)"
+    )
     rerank_passage_tokens: int = Field(
         96, ge=16, le=512, description="tokens of each candidate the reranker reads: its best window of sentences"
     )
@@ -54,6 +57,12 @@ class Settings(BaseSettings):
     fetch_timeout_s: float = 20
     ocr_min_chars: int = Field(16, description="a PDF page with fewer text-layer characters is OCR'd")
     max_job_attempts: int = 3
+    url_secret: SecretStr = Field(
+        SecretStr(""), description="HMAC key of signed image URLs (32+ characters); empty: a random key in the data dir"
+    )
+    image_url_ttl_s: int = Field(
+        3600, ge=60, le=604800, description="a signed image URL works at least this long (S3 presigned URLs: exactly)"
+    )
 
     # answers
     answer_provider: str = Field("auto", description="auto | extractive | anthropic | openai | bedrock")

@@ -86,3 +86,17 @@ def test_text_passages_spread_over_model_copies_keep_their_order(tmp_path):
     texts = SENTENCES * 3
     assert len(two._replicas.copies) == 2
     assert np.allclose(one.embed_texts(texts), two.embed_texts(texts), atol=1e-4)
+
+
+@needs_models
+def test_int8_copies_of_two_model_folders_live_side_by_side(tmp_path):
+    other = tmp_path / "other" / "sentence-transformers" / "all-MiniLM-L6-v2"
+    other.mkdir(parents=True)
+    for f in (MODELS / MINILM).iterdir():
+        (other / f.name).symlink_to(f.resolve()) if f.name != "model.onnx" else (other / f.name).write_bytes(
+            f.read_bytes()
+        )
+    a = int8_copy(MODELS / MINILM, "model.onnx", tmp_path / "cache")
+    b = int8_copy(other, "model.onnx", tmp_path / "cache")
+    assert a != b and a.parent == b.parent and (a / "model.onnx").is_file() and (b / "model.onnx").is_file()
+    assert int8_copy(MODELS / MINILM, "model.onnx", tmp_path / "cache") == a  # still there: no rebuild

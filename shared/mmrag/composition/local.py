@@ -25,6 +25,7 @@ class LocalContainer:
 
     def __init__(self, settings: Settings, *, start_workers: bool = True):
         from mmrag.adapters.local.blobs import FileBlobStore
+        from mmrag.adapters.local.int8 import default_cache
         from mmrag.adapters.local.models import FastEmbedClip, FastEmbedReranker, FastEmbedTextEmbedder, ModelSource
         from mmrag.adapters.local.ocr import RapidOcrEngine
         from mmrag.adapters.local.sqlite_store import SqliteDocumentStore, SqliteKeyStore
@@ -45,7 +46,8 @@ class LocalContainer:
         int8 = {settings.text_model} if "text" in roles else set()
         int8 |= {settings.image_model, settings.image_text_model} if "clip" in roles else set()
         int8 |= {*known, settings.rerank_model} if "rerank" in roles else set()
-        source = ModelSource(settings.model_dir, root / "models", int8=sorted(int8))
+        int8_cache = settings.int8_cache_dir or default_cache()
+        source = ModelSource(settings.model_dir, root / "models", int8=sorted(int8), int8_cache=int8_cache)
         self.text_embedder = FastEmbedTextEmbedder(settings.text_model, source, max_tokens=settings.text_max_tokens)
         self.clip = FastEmbedClip(settings.image_model, settings.image_text_model, source)
         self.model_source = source

@@ -12,6 +12,7 @@ The copy mirrors the model folder (tokenizer and config files are linked), so fa
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -72,22 +73,44 @@ def quantize_file(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
+def default_cache() -> Path:
+    """Where int8 copies live when no folder is configured: one per user and machine, shared by every data dir."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mmrag"
+
+
+@contextlib.contextmanager
+def _machine_lock(folder: Path):
+    """Threads of this process and other processes (two servers, a CLI run) make a copy one at a time."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with _LOCK, open(folder / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def int8_copy(src_dir: Path, model_file: str, cache_root: Path) -> Path:
-    """The folder of an int8 copy of the model in `src_dir` (made on first use; safe across threads and processes
-    because the marker is written last and the model file is moved into place atomically)."""
+    """The folder of an int8 copy of the model in `src_dir`, made on first use under `cache_root`/int8 and reused
+    by every later process. Copies of different source files (two model folders with a model of the same name)
+    live side by side: the folder name carries a hash of the source's path, size and time and of the recipe."""
     src_dir = Path(src_dir).resolve()
     src_model = src_dir / model_file
     stat = src_model.stat()
     stamp = {"recipe": RECIPE, "source": str(src_model), "size": stat.st_size, "mtime": int(stat.st_mtime)}
-    dst_dir = Path(cache_root) / "int8" / src_dir.name
-    if src_dir.parent.name:
-        dst_dir = Path(cache_root) / "int8" / src_dir.parent.name / src_dir.name
+    digest = hashlib.sha256(json.dumps(stamp, sort_keys=True).encode()).hexdigest()[:10]
+    root = Path(cache_root) / "int8"
+    parent = src_dir.parent.name
+    dst_dir = root / (f"{parent}--{src_dir.name}-{digest}" if parent else f"{src_dir.name}-{digest}")
     marker = dst_dir / _MARKER
-    with _LOCK:
-        if marker.is_file():
-            with contextlib.suppress(ValueError, OSError):
-                if json.loads(marker.read_text()) == stamp:
-                    return dst_dir
+    if _current(marker, stamp):
+        return dst_dir
+    with _machine_lock(root):
+        if _current(marker, stamp):  # another thread or process made it while this one waited
+            return dst_dir
         log.info("quantising %s to int8 (once; kept in %s)", src_model, dst_dir)
         if dst_dir.exists():
             shutil.rmtree(dst_dir)
@@ -108,3 +131,9 @@ def int8_copy(src_dir: Path, model_file: str, cache_root: Path) -> Path:
             quantize_file(src_model, dst_dir / model_file)
         marker.write_text(json.dumps(stamp))
     return dst_dir
+
+
+def _current(marker: Path, stamp: dict) -> bool:
+    with contextlib.suppress(ValueError, OSError):
+        return json.loads(marker.read_text()) == stamp
+    return False

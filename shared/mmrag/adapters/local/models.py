@@ -40,7 +40,9 @@ class ModelSource:
         cache_dir: Path,
         threads: int | None = None,
         int8: Sequence[str] = (),
+        int8_cache: Path | None = None,
     ):
+        self.int8_cache = Path(int8_cache) if int8_cache else None  # default: beside the model cache
         self.model_dir = Path(model_dir) if model_dir else None
         self.cache_dir = Path(cache_dir)
         self.threads = threads or os.cpu_count() or 1
@@ -61,7 +63,9 @@ class ModelSource:
         # resolve (or download) the fp32 files without opening them, then open the int8 copy made from them
         inner = cls(name, lazy_load=True, **kwargs).model
         try:
-            folder = int8_copy(Path(inner._model_dir), inner.model_description.model_file, self.cache_dir)
+            folder = int8_copy(
+                Path(inner._model_dir), inner.model_description.model_file, self.int8_cache or self.cache_dir
+            )
         except Exception:  # an int8 copy is an optimisation: without one the fp32 model serves, only slower
             log.warning("could not make an int8 copy of %s; using fp32", name, exc_info=True)
             return cls(name, **kwargs)
