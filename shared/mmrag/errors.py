@@ -49,5 +49,10 @@ class ServiceUnavailable(MMRagError):
     status, code = 503, "SERVICE_UNAVAILABLE"
 
 
+class ModelUnavailable(ServiceUnavailable):
+    """A model the work needs cannot be loaded (not on disk, no download): requests fail at once with the reason and
+    the fix; ingestion jobs wait for the model instead of failing."""
+
+
 class ProcessingError(Exception):
     """A document cannot be processed (corrupt file, too many pixels...): the job fails with this message."""
