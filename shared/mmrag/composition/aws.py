@@ -273,7 +273,8 @@ class AwsContainer:
             if wanted in ("auto", "bedrock") and not s.bedrock_region and self.config.region:
                 updates["bedrock_region"] = self.config.region
             generators = build_generators(
-                s.model_copy(update=updates) if updates else s, ExtractiveGenerator(self.text_embedder)
+                s.model_copy(update=updates) if updates else s,
+                ExtractiveGenerator(self.text_embedder, s.answer_min_evidence),
             )
         return GeneratorRegistry(generators, s.answer_model or None)
 

@@ -110,7 +110,8 @@ class LocalContainer:
         from mmrag.adapters.local.sqlite_sessions import SqliteSessionStore
 
         self.sessions = SqliteSessionStore(root / "mmrag.sqlite")
-        self.generators = generator_registry(settings, ExtractiveGenerator(self.text_embedder))
+        extractive = ExtractiveGenerator(self.text_embedder, settings.answer_min_evidence)
+        self.generators = generator_registry(settings, extractive)
         self.answers = answer_service(self)
         self.keys = KeyService(self.key_store, settings.bootstrap_keys)
         self.rate_limiter = RateLimiter(settings.rate_limit_table)

@@ -17,6 +17,7 @@ from typing import Any
 
 from PIL import Image
 
+from mmrag.core.follow_ups import follow_up_questions
 from mmrag.core.generation import Evidence, Generator, GenImage, GenMessage, GenRequest, GenResult
 from mmrag.core.models import ImageRecord, SearchFilters, Session, SessionMessage, new_id
 from mmrag.core.ports import BlobStore, SessionStore
@@ -175,6 +176,23 @@ class GeneratorRegistry:
             if wanted in g.models():
                 return g, wanted
         raise InvalidParameter(f"unknown model {wanted!r}; this service offers: {', '.join(self.available())}")
+
+
+def declined(answer: str) -> bool:
+    """An answer that cites no source is a refusal ("the documents do not contain an answer"), whoever wrote it."""
+    return not CITATION.search(answer)
+
+
+def answered_exchanges(history: list[HistoryTurn]) -> list[HistoryTurn]:
+    """The history without the exchanges that ended in a refusal: the model should not read (and repeat) them."""
+    out: list[HistoryTurn] = []
+    for turn in history:
+        if turn.role == "assistant" and declined(turn.content):
+            if out and out[-1].role == "user":
+                out.pop()  # the question it declined goes too, so that roles keep alternating
+            continue
+        out.append(turn)
+    return out
 
 
 def detect_language(text: str) -> str:
@@ -438,7 +456,7 @@ class AnswerService:
             ]
         else:
             turns = self.history_from_session(tenant, session_id)
-        p.history = turns
+        p.history = answered_exchanges(turns)
         context = self.context_query(turns) if p.use_history_context else None
         prep, answer = self.ask(tenant, p, context_text=context)
         if save:
@@ -478,9 +496,12 @@ class AnswerService:
 
     @staticmethod
     def context_query(history: list[HistoryTurn]) -> str | None:
-        """What a follow-up leans on: the user's recent questions (and the last answer's first sentence)."""
+        """What a follow-up leans on: the user's recent questions (and the first sentence of the last answer that
+        answered: a refusal such as "the documents do not contain an answer" would only pull in noise)."""
         users = [t.content for t in history if t.role == "user"][-2:]
-        last_answer = next((t.content for t in reversed(history) if t.role == "assistant"), "")
+        last_answer = next(
+            (t.content for t in reversed(history) if t.role == "assistant" and not declined(t.content)), ""
+        )
         parts = users + ([CITATION.sub("", last_answer).split(". ")[0]] if last_answer else [])
         text = " ".join(x for x in parts if x.strip())
         return text or None
@@ -525,23 +546,22 @@ class AnswerService:
 
 
 def follow_up_suggestions(prep: Prepared, cited_ids: list[str], limit: int = 3) -> list[str]:
-    """Questions the retrieved material can answer next: topics of the sources the answer did not use yet."""
-    q_words = {w.lower() for w in re.findall(r"\w+", prep.params.question)}
-    out: list[str] = []
-    for s in sorted(prep.sources, key=lambda s: (s.source_id in cited_ids, -s.relevance)):
-        if prep.language == "zh":
-            terms = [w for w in re.findall(r"[\u4e00-\u9fff]{2,6}", s.content) if w not in prep.params.question]
-            if terms:
-                out.append(f"关于“{terms[0]}”，文档中还有哪些说明？")
-        else:
-            words = [w for w in re.findall(r"[A-Za-z][A-Za-z-]{4,}", s.content) if w.lower() not in q_words]
-            if words:
-                topic = " ".join(words[:2]) if len(words) > 1 else words[0]
-                out.append(f"What do the documents say about {topic}?")
-        out = list(dict.fromkeys(out))
-        if len(out) >= limit:
-            break
-    return out
+    """Questions the retrieved material can answer next: the topics of the sources the answer did not use yet."""
+    by_relevance = sorted(prep.sources, key=lambda s: -s.relevance)
+    return follow_up_questions(
+        prep.params.question, prep.language, [(s.content, s.source_id in cited_ids) for s in by_relevance], limit
+    )
+
+
+__all__ = [
+    "Answer",
+    "AnswerService",
+    "AskParams",
+    "GeneratorRegistry",
+    "HistoryTurn",
+    "follow_up_suggestions",
+    "replace",
+]
 
 
 __all__ = [
