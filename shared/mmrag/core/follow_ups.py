@@ -27,6 +27,8 @@ _BREAK_WORDS = frozenset(
 _HEADING_NUMBER = re.compile(r"(?:^|(?<=\s))(\d{1,2}(?:\.\d{1,2}){1,3})\.?\s+(?=[A-Z])")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9+#'-]*|[^\sA-Za-z]")
 _LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9+#-]*[A-Za-z0-9+#]|[A-Za-z]")
+_SECTION_NUMBER = re.compile(r"\b\d{1,2}(?:\.\d{1,2}){1,3}\b")
+_ROMAN = re.compile(r"[ivxlcdm]+|[IVXLCDM]+")
 _ZH_NOUNS = ("n", "nz", "vn", "nt", "nr", "ns", "eng")
 
 
@@ -40,6 +42,7 @@ def follow_up_questions(question: str, language: str, sources: Iterable[tuple[st
     """Up to `limit` questions from `sources` — (content, cited) pairs, the most relevant first."""
     asked = set(tokens(question))
     ordered = sorted(sources, key=lambda s: s[1])  # uncited first; stable, so relevance order stays within each group
+    texts = [content.lower() for content, _ in ordered]
     out: list[str] = []
     seen: set[frozenset[str]] = set()
     for content, _cited in ordered:
@@ -47,6 +50,8 @@ def follow_up_questions(question: str, language: str, sources: Iterable[tuple[st
             terms = frozenset(tokens(topic.text))
             if not terms or terms <= asked or terms in seen:
                 continue
+            if len(texts) >= 3 and sum(topic.text.lower() in t for t in texts) > len(texts) / 2:
+                continue  # in most of the sources ("Debian" in the Debian manual): not what this one is about
             seen.add(terms)
             out.append(phrase_question(topic, language))
             break
@@ -77,8 +82,8 @@ def headings(content: str) -> list[str]:
     for m in _HEADING_NUMBER.finditer(content):
         words: list[str] = []
         for w in content[m.end() : m.end() + 120].split():
-            if len(words) >= 8 or not re.match(r"\w", w):
-                break  # dot leaders of a table of contents, a quote, a bullet
+            if len(words) >= 8 or not re.match(r"\w", w) or _SECTION_NUMBER.fullmatch(w.rstrip(".")):
+                break  # dot leaders of a table of contents, a quote, a bullet, the next section's number
             if words and re.fullmatch(r"[A-Z][a-z]+", w) and words[-1][:1].islower():
                 break  # "Recording the shell activities The output..." - a new sentence starts
             words.append(w.rstrip(".:;!?,"))
@@ -91,6 +96,8 @@ def headings(content: str) -> list[str]:
         line = line.strip()
         n = len(line.split())
         plain = has_cjk(line) or all(_WORD.fullmatch(w) for w in line.split())
+        if _SECTION_NUMBER.search(line) or _ROMAN.fullmatch(line.split()[-1] if line.split() else ""):
+            continue  # a heading run into the line before it, a page header "Debian Reference xxiii"
         if (
             2 <= n <= 8
             and line[:1].isupper()
@@ -125,6 +132,7 @@ def en_key_phrases(content: str, limit: int = 3) -> list[str]:
                 key = " ".join(x.lower() for x in words)
                 counts[key] += 1
                 shown.setdefault(key, " ".join(words))
+
     def weight(key: str) -> float:
         n = len(key.split())
         if counts[key] >= 2:
@@ -145,11 +153,11 @@ def en_key_phrases(content: str, limit: int = 3) -> list[str]:
 
 
 def zh_keywords(content: str, limit: int = 3) -> list[str]:
-    """jieba's TF-IDF keywords among nouns, at least two characters (Latin words: at least three letters)."""
+    """jieba's TF-IDF keywords among nouns, Chinese words of at least two characters."""
     import jieba.analyse
 
     out = []
     for w in jieba.analyse.extract_tags(content, topK=limit * 3, allowPOS=_ZH_NOUNS):
-        if (has_cjk(w) and len(w) >= 2) or (not has_cjk(w) and len(w) >= 3):
+        if has_cjk(w) and len(w) >= 2:  # Latin words in Chinese text are mostly commands and placeholders
             out.append(w)
     return out[:limit]
