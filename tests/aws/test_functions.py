@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 pytest.importorskip("moto")
 pytest.importorskip("mangum")
@@ -187,7 +188,15 @@ def test_images_and_metadata_and_delete(sandbox, seeded):
     status, body = call(sandbox, "DocumentsFunction", with_path(event("documents_metadata.json"), document_id=doc_id))
     assert status == 200 and body["data"]["updated_fields"] == ["tags", "title"]
     status, body = call(sandbox, "DocumentsFunction", with_path(event("documents_get.json"), document_id=doc_id))
-    assert body["data"]["images"][0]["url"].startswith("https://abcdef1234.execute-api.us-east-1.amazonaws.com/dev/")
+    image = body["data"]["images"][0]
+    assert image["url"].startswith(f"https://{sandbox.bucket()}.s3.amazonaws.com/t/")
+    assert "X-Amz-Signature=" in image["url"] and "X-Amz-Expires=3600" in image["url"]
+    fetched = requests.get(image["url"], timeout=10)  # moto's S3 answers the presigned GET; no Authorization header
+    assert fetched.status_code == 200 and fetched.content == base64.b64decode(response["body"])
+    assert fetched.headers["content-type"] == "image/png"
+    assert requests.get(image["thumbnail_url"], timeout=10).content == base64.b64decode(thumb["body"])
+    other_get = as_tenant(with_path(event("documents_get.json"), document_id=doc_id), "demo-key-tenant-b", "tenant-b")
+    assert call(sandbox, "DocumentsFunction", other_get)[0] == 404  # tenant B is handed no URL of A's picture
 
     status, body = call(sandbox, "DocumentsFunction", with_path(event("documents_delete.json"), document_id=doc_id))
     assert status == 200 and body["data"]["document_id"] == doc_id

@@ -12,6 +12,8 @@ from starlette.datastructures import MutableHeaders
 from mmrag import __version__
 from mmrag.api.envelope import install_error_handlers
 from mmrag.api.routes import documents, health, qa, search, upload_url
+from mmrag.api.security_headers import SecurityHeadersMiddleware, container_image_origins
+from mmrag.security import log_masking
 
 
 class RequestIdMiddleware:
@@ -55,8 +57,10 @@ def create_app(container: Any, *, manage_lifecycle: bool = True) -> FastAPI:
         description="Multimodal RAG: documents, hybrid search across text and pictures, cited answers.",
     )
     app.state.container = container
+    log_masking.install()
     install_error_handlers(app)
 
+    app.add_middleware(SecurityHeadersMiddleware, image_origins=container_image_origins(container))
     app.add_middleware(RequestIdMiddleware)
 
     for module in (health, documents, upload_url, search, qa):

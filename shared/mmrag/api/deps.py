@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from fastapi import Depends, Request
 
 from mmrag.core.api_keys import hash_api_key
-from mmrag.errors import Unauthorized
+from mmrag.core.image_links import ImageVariant, LinkCheck
+from mmrag.errors import Forbidden, Unauthorized
 
 
 @dataclass(frozen=True)
@@ -54,3 +55,34 @@ upload_caller = caller_for("upload")
 query_caller = caller_for("query")
 search_caller = caller_for("search")
 qa_caller = caller_for("qa")
+
+
+def image_caller(variant: ImageVariant) -> Callable[..., Caller]:
+    """A picture may be fetched with the API key (as every call) or with the signed URL the API handed out: an
+    <img> cannot send an Authorization header. A valid signature names the tenant; with no valid signature the key
+    decides; a signature that is expired or not ours, with no key, is 403."""
+    by_key = caller_for("query")
+
+    def dependency(request: Request, image_id: str, c=Depends(container)) -> Caller:
+        q = request.query_params
+        signature = q.get("sig")
+        if signature is None or getattr(c, "trusted_caller", None) is not None:
+            return by_key(request, c)
+        tenant, expires = q.get("t", ""), q.get("exp", "")
+        verdict = LinkCheck.INVALID
+        if tenant and expires.isdigit() and len(expires) <= 12:
+            verdict = c.image_links.check(tenant, image_id, variant, int(expires), signature)
+        if verdict is LinkCheck.VALID:
+            request.state.tenant = tenant
+            return Caller(tenant=tenant, key_id="signed-url")
+        if request.headers.get("authorization"):
+            return by_key(request, c)
+        if verdict is LinkCheck.EXPIRED:
+            raise Forbidden("image link expired", "ask the API for the picture again to get a fresh URL")
+        raise Forbidden("invalid image link", "the signature does not match this picture")
+
+    return dependency
+
+
+full_image_caller = image_caller(ImageVariant.FULL)
+thumbnail_caller = image_caller(ImageVariant.THUMBNAIL)

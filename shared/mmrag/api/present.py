@@ -20,6 +20,7 @@ from mmrag.core.answering import (
     Token,
 )
 from mmrag.core.documents import BatchOutcome, Deletion
+from mmrag.core.image_links import ImageVariant
 from mmrag.core.models import Chunk, DirectUpload, Document, ImageRecord, Session
 from mmrag.core.search import MultimodalResults, Scored, SearchOutcome
 from mmrag.text.analyzer import highlight
@@ -34,9 +35,11 @@ def human_size(n: int) -> str:
     return f"{n}B"
 
 
-def image_urls(request: Request, image_id: str) -> tuple[str, str]:
-    base = str(request.base_url).rstrip("/") + f"/api/v1/images/{image_id}"
-    return base, base + "/thumbnail"
+def image_urls(request: Request, img: ImageRecord) -> tuple[str, str]:
+    """The picture's and its thumbnail's URLs: signed for the caller's tenant, loadable without the API key."""
+    links = request.app.state.container.image_links
+    tenant, base = request.state.tenant, str(request.base_url)
+    return links.url(tenant, img, ImageVariant.FULL, base), links.url(tenant, img, ImageVariant.THUMBNAIL, base)
 
 
 def upload_result(doc: Document) -> dict[str, Any]:
@@ -131,7 +134,7 @@ def document_summary(doc: Document) -> dict[str, Any]:
 
 
 def image_info(request: Request, img: ImageRecord) -> dict[str, Any]:
-    url, thumb = image_urls(request, img.image_id)
+    url, thumb = image_urls(request, img)
     return {
         "image_id": img.image_id,
         "url": url,
@@ -236,7 +239,7 @@ def text_result(r: Scored, query: str, include_content: bool, include_metadata: 
 def image_result(request: Request, r: Scored) -> dict[str, Any]:
     img = r.image
     assert img is not None
-    url, thumb = image_urls(request, img.image_id)
+    url, thumb = image_urls(request, img)
     return {
         "image_id": img.image_id,
         "document_id": img.document_id,
@@ -302,8 +305,8 @@ def multimodal_results(request: Request, found: MultimodalResults) -> dict[str, 
                 "images": [
                     {
                         "image_id": i.image_id,
-                        "image_url": image_urls(request, i.image_id)[0],
-                        "thumbnail_url": image_urls(request, i.image_id)[1],
+                        "image_url": image_urls(request, i)[0],
+                        "thumbnail_url": image_urls(request, i)[1],
                         "caption": i.caption,
                     }
                     for i in hit.images
@@ -395,7 +398,7 @@ def answer_sources(prep: Prepared) -> list[dict[str, Any]]:
 def answer_images(request: Request, prep: Prepared) -> list[dict[str, Any]]:
     out = []
     for rec, score in prep.images:
-        url, thumb = image_urls(request, rec.image_id)
+        url, thumb = image_urls(request, rec)
         out.append(
             {
                 "image_id": rec.image_id,

@@ -109,6 +109,7 @@ class AwsContainer:
             if not cfg.bucket:
                 raise ValueError("MMRAG_BUCKET is not set")
             self.blobs = S3BlobStore(cfg.bucket, cfg.blob_prefix, client=self.client("s3"))
+        self.image_links = self._image_links()
         self.index = parts.pop("index") if "index" in parts else self._opensearch_index()
         embedder = parts.pop("embedder") if "embedder" in parts else self._sagemaker()
         self.embedder = embedder
@@ -181,6 +182,18 @@ class AwsContainer:
 
         cfg = self.config
         return S3DirectUploads(client, cfg.bucket, cfg.incoming_prefix, cfg.upload_url_expires_s)
+
+    def _image_links(self) -> Any:
+        from mmrag.adapters.aws.direct_uploads import presign_client
+        from mmrag.adapters.aws.s3_presigned_links import S3PresignedImageLinks
+
+        def client() -> Any:
+            if "s3-presign" not in self._clients:
+                self._clients["s3-presign"] = presign_client(self.config.region)
+            return self._clients["s3-presign"]
+
+        bucket, prefix = getattr(self.blobs, "bucket", self.config.bucket), getattr(self.blobs, "prefix", "")
+        return S3PresignedImageLinks(client, bucket, prefix, self.settings.image_url_ttl_s)
 
     @property
     def textract_client(self) -> Any:

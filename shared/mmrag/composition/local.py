@@ -38,6 +38,10 @@ class LocalContainer:
         self.store = SqliteDocumentStore(root / "mmrag.sqlite")
         self.key_store = SqliteKeyStore(self.store.db)
         self.blobs = FileBlobStore(root / "blobs")
+        from mmrag.adapters.local.hmac_links import HmacImageLinks, url_secret
+
+        secret = url_secret(settings.url_secret.get_secret_value(), root)
+        self.image_links = HmacImageLinks(secret, settings.image_url_ttl_s)
         self.index = EmbeddedVectorIndex(root / "index")
         from fastembed.rerank.cross_encoder import TextCrossEncoder
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -9,7 +10,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from mmrag.api import present
-from mmrag.api.deps import Caller, container, query_caller, upload_caller
+from mmrag.api.deps import Caller, container, full_image_caller, query_caller, thumbnail_caller, upload_caller
 from mmrag.api.envelope import ok
 from mmrag.api.inputs import batch_item, json_body, json_field, validation_message
 from mmrag.api.schemas import BatchUploadRequest, DocumentMetadata, MetadataUpdate, ProcessingOptions, UploadRequest
@@ -131,13 +132,26 @@ def delete_document(
     return ok(present.deletion(c.documents.delete(caller.tenant, document_id, delete_related)), "文档删除成功")
 
 
-@router.get("/images/{image_id}", summary="The image file")
-def get_image(image_id: str, caller: Caller = Depends(query_caller), c=Depends(container)):
+SIGNED = "with the API key, or with no key through the signed URL (`t`, `exp`, `sig`) the API returned"
+
+
+@router.get("/images/{image_id}", summary="The image file", description=SIGNED)
+def get_image(request: Request, image_id: str, caller: Caller = Depends(full_image_caller), c=Depends(container)):
     data, mime = c.documents.image(caller.tenant, image_id)
-    return Response(data, media_type=mime, headers={"Cache-Control": "private, max-age=3600"})
+    return Response(data, media_type=mime, headers={"Cache-Control": _cache_control(request)})
 
 
-@router.get("/images/{image_id}/thumbnail", summary="A thumbnail of the image (PNG, longest side 256 px)")
-def get_thumbnail(image_id: str, caller: Caller = Depends(query_caller), c=Depends(container)):
+@router.get(
+    "/images/{image_id}/thumbnail", summary="A thumbnail of the image (PNG, longest side 256 px)", description=SIGNED
+)
+def get_thumbnail(request: Request, image_id: str, caller: Caller = Depends(thumbnail_caller), c=Depends(container)):
     data, mime = c.documents.image(caller.tenant, image_id, thumbnail=True)
-    return Response(data, media_type=mime, headers={"Cache-Control": "private, max-age=3600"})
+    return Response(data, media_type=mime, headers={"Cache-Control": _cache_control(request)})
+
+
+def _cache_control(request: Request) -> str:
+    """A signed URL is cached no longer than it is valid."""
+    expires = request.query_params.get("exp", "")
+    if "sig" in request.query_params and expires.isdigit():
+        return f"private, max-age={max(0, min(3600, int(expires) - int(time.time())))}"
+    return "private, max-age=3600"
