@@ -213,10 +213,48 @@ def search_extra(outcome: SearchOutcome, started: float) -> dict[str, Any]:
     return out
 
 
+def result_core(request: Request | None, r: Scored) -> dict[str, Any]:
+    """The fields every search endpoint gives a chunk or a picture, under the same names (endpoints add their own):
+    item_id, item_type, document_id, chunk_id | image_id, similarity_score, scores (components), page_number,
+    position (chunk_index | image_index, page_number); a picture also image_url, thumbnail_url, caption."""
+    out: dict[str, Any] = {
+        "item_id": r.item_id,
+        "item_type": r.kind,
+        "similarity_score": _r(r.score),
+        "scores": {k: _r(v) for k, v in r.scores.items()},
+    }
+    if r.rerank_score is not None:
+        out["rerank_score"] = _r(r.rerank_score)
+    if r.chunk is not None:
+        ch = r.chunk
+        out.update(
+            chunk_id=ch.chunk_id,
+            document_id=ch.document_id,
+            page_number=ch.page_number,
+            position={"chunk_index": ch.chunk_index, "page_number": ch.page_number},
+            source=ch.source,
+        )
+        if ch.image_id:
+            out["image_id"] = ch.image_id
+    elif r.image is not None:
+        img = r.image
+        out.update(
+            image_id=img.image_id,
+            document_id=img.document_id,
+            page_number=img.page_number,
+            position={"image_index": img.position, "page_number": img.page_number},
+            caption=img.caption or img.ocr_text,
+        )
+        if request is not None:
+            out["image_url"], out["thumbnail_url"] = image_urls(request, img)
+    return out
+
+
 def text_result(r: Scored, query: str, include_content: bool, include_metadata: bool) -> dict[str, Any]:
     ch = r.chunk
     assert ch is not None
     item: dict[str, Any] = {
+        **result_core(None, r),
         "chunk_id": r.item_id,
         "document_id": ch.document_id,
         "similarity_score": _r(r.score),
@@ -241,6 +279,7 @@ def image_result(request: Request, r: Scored) -> dict[str, Any]:
     assert img is not None
     url, thumb = image_urls(request, img)
     return {
+        **result_core(request, r),
         "image_id": img.image_id,
         "document_id": img.document_id,
         "image_url": url,
@@ -258,7 +297,7 @@ def image_result(request: Request, r: Scored) -> dict[str, Any]:
     }
 
 
-def similar_result(r: Scored) -> dict[str, Any]:
+def similar_result(request: Request, r: Scored) -> dict[str, Any]:
     d = r.document
     if r.kind == "document":
         assert d is not None
@@ -274,7 +313,8 @@ def similar_result(r: Scored) -> dict[str, Any]:
             "similarity_score": round(r.score, 6),
             "metadata": meta,
         }
-    meta = {"title": d.metadata.get("title") if d else None, "document_id": d.document_id if d else None}
+    meta = {**result_document_meta(r), "title": d.metadata.get("title") if d else None}
+    meta["document_id"] = d.document_id if d else None
     if r.chunk:
         meta.update({"chunk_index": r.chunk.chunk_index, "page_number": r.chunk.page_number})
         content = r.chunk.content
@@ -283,6 +323,7 @@ def similar_result(r: Scored) -> dict[str, Any]:
         if r.image:
             meta["page_number"] = r.image.page_number
     return {
+        **result_core(request, r),
         "item_id": r.item_id,
         "item_type": "chunk" if r.kind == "chunk" else "image",
         "document_id": d.document_id if d else None,
@@ -296,7 +337,9 @@ def multimodal_results(request: Request, found: MultimodalResults) -> dict[str, 
     results = []
     for hit in found.hits:
         r = hit.result
+        core = result_core(request, r)
         item: dict[str, Any] = {
+            **core,
             "result_id": r.item_id,
             "result_type": hit.result_type,
             "document_id": r.document.document_id if r.document else None,
@@ -308,11 +351,13 @@ def multimodal_results(request: Request, found: MultimodalResults) -> dict[str, 
                         "image_url": image_urls(request, i)[0],
                         "thumbnail_url": image_urls(request, i)[1],
                         "caption": i.caption,
+                        "page_number": i.page_number,
                     }
                     for i in hit.images
                 ],
             },
             "scores": {
+                **core["scores"],  # the component scores under the names the other endpoints use
                 "text_similarity": _r(r.scores.get("text")),
                 "image_similarity": _r(r.scores.get("image")),
                 "combined_score": _r(r.score),
@@ -321,8 +366,6 @@ def multimodal_results(request: Request, found: MultimodalResults) -> dict[str, 
             },
             "metadata": result_document_meta(r),
         }
-        if r.chunk is not None:
-            item["position"] = {"chunk_index": r.chunk.chunk_index, "page_number": r.chunk.page_number}
         results.append(item)
     out: dict[str, Any] = {"total_results": len(results), "results": results}
     if found.groups is not None:

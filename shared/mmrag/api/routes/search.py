@@ -76,7 +76,9 @@ def search_multimodal(
 
 
 @router.post("/similar", summary="More like this: a document, a chunk or an image")
-def search_similar(body: SimilarRequest, caller: Caller = Depends(search_caller), c=Depends(container)):
+def search_similar(
+    body: SimilarRequest, request: Request, caller: Caller = Depends(search_caller), c=Depends(container)
+):
     started = time.perf_counter()
     results, timings = c.search.similar(
         caller.tenant, body.reference_type, body.reference_id, body.top_k, body.exclude_self, to_filters(body.filters)
@@ -86,7 +88,7 @@ def search_similar(body: SimilarRequest, caller: Caller = Depends(search_caller)
             "reference_id": body.reference_id,
             "reference_type": body.reference_type,
             "total_results": len(results),
-            "results": [present.similar_result(r) for r in results],
+            "results": [present.similar_result(request, r) for r in results],
             "search_time": round(time.perf_counter() - started, 5),
             "timings": timings,
         },
