@@ -11,7 +11,7 @@ from starlette.datastructures import MutableHeaders
 
 from mmrag import __version__
 from mmrag.api.envelope import install_error_handlers
-from mmrag.api.routes import documents, health, qa, search, upload_url
+from mmrag.api.routes import account, documents, health, qa, search, studio, upload_url
 from mmrag.api.security_headers import SecurityHeadersMiddleware, container_image_origins
 from mmrag.security import log_masking
 
@@ -63,6 +63,6 @@ def create_app(container: Any, *, manage_lifecycle: bool = True) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware, image_origins=container_image_origins(container))
     app.add_middleware(RequestIdMiddleware)
 
-    for module in (health, documents, upload_url, search, qa):
+    for module in (health, account, documents, upload_url, search, qa, studio):
         app.include_router(module.router)
     return app

@@ -533,3 +533,16 @@ def session_detail(s: Session) -> dict[str, Any]:
         "message_count": len(messages),
         "messages": messages,
     }
+
+
+def caller_info(
+    tenant: str, key_id: str, default_model: str, offered: list[tuple[str, list[str], list[str]]]
+) -> dict[str, Any]:
+    return {
+        "tenant": tenant,
+        "key_id": key_id,
+        "answer": {
+            "default_model": default_model,
+            "providers": [{"provider": p, "models": models, "vision_models": vision} for p, models, vision in offered],
+        },
+    }
