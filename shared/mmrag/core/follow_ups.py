@@ -39,14 +39,19 @@ class Topic:
 
 
 def follow_up_questions(question: str, language: str, sources: Iterable[tuple[str, bool]], limit: int = 3) -> list[str]:
-    """Up to `limit` questions from `sources` — (content, cited) pairs, the most relevant first."""
+    """Up to `limit` questions from `sources` — (content, cited) pairs, the most relevant first: the first topic of
+    each source in turn, uncited sources first, then the second topics, and so on."""
     asked = set(tokens(question))
     ordered = sorted(sources, key=lambda s: s[1])  # uncited first; stable, so relevance order stays within each group
     texts = [content.lower() for content, _ in ordered]
+    per_source = [topics(content, language) for content, _ in ordered]
     out: list[str] = []
     seen: set[frozenset[str]] = set()
-    for content, _cited in ordered:
-        for topic in topics(content, language):
+    for rank in range(max((len(t) for t in per_source), default=0)):
+        for found in per_source:
+            if rank >= len(found) or len(out) >= limit:
+                continue
+            topic = found[rank]
             terms = frozenset(tokens(topic.text))
             if not terms or terms <= asked or terms in seen:
                 continue
@@ -54,9 +59,6 @@ def follow_up_questions(question: str, language: str, sources: Iterable[tuple[st
                 continue  # in most of the sources ("Debian" in the Debian manual): not what this one is about
             seen.add(terms)
             out.append(phrase_question(topic, language))
-            break
-        if len(out) >= limit:
-            break
     return out
 
 
