@@ -22,9 +22,11 @@ $(BIN)/mmrag: pyproject.toml
 
 install: $(BIN)/mmrag
 
+# make serve HOST=0.0.0.0 PORT=9000; otherwise MMRAG_HOST / MMRAG_PORT, else 127.0.0.1:8000. Only a HOST given on the
+# command line counts: some shells export HOST as the machine's name. mmrag serve prints the address it listens on.
 serve: install
-	@echo "mmrag on http://127.0.0.1:8000 — API key(s): $$MMRAG_API_KEYS"
-	$(BIN)/mmrag serve
+	@echo "API key(s) from MMRAG_API_KEYS: $$MMRAG_API_KEYS"
+	$(BIN)/mmrag serve $(if $(filter command line,$(origin HOST)),--host $(HOST)) $(if $(filter command line,$(origin PORT)),--port $(PORT))
 
 test: install
 	$(BIN)/ruff check shared tests bench scripts functions layers

@@ -1,4 +1,4 @@
-"""The `mmrag` command: serve, keys, ingest."""
+"""The `mmrag` command: serve, keys, ingest, models, doctor."""
 
 from __future__ import annotations
 
@@ -7,22 +7,29 @@ import os
 import sys
 from pathlib import Path
 
+from mmrag.cli.data_dir import open_data_dir
 
-def _settings(data_dir: str | None):
+DATA_DIR_HELP = "where data lives (default: $MMRAG_DATA_DIR, else the nearest .mmrag here or above, else ./.mmrag)"
+
+
+def _settings(data_dir: Path):
     from mmrag.settings import Settings
 
-    overrides = {"data_dir": Path(data_dir)} if data_dir else {}
-    return Settings(**overrides)
+    return Settings(data_dir=data_dir)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from mmrag.api.app import create_app
+    from mmrag.cli.banner import banner
     from mmrag.composition import build_container
 
-    settings = _settings(args.data_dir)
-    app = create_app(build_container(settings))
+    on_aws = os.environ.get("MMRAG_BACKEND", "local").strip().lower() == "aws"  # no data dir there
+    settings = _settings(Path(".mmrag") if on_aws else open_data_dir(args.data_dir, create=True, command="serve"))
+    container = build_container(settings)
+    print(banner(settings, container, args.host, args.port), file=sys.stderr, flush=True)
+    app = create_app(container)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=10)
     return 0
 
@@ -30,7 +37,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _key_service(args: argparse.Namespace):
     from mmrag.composition.local import local_key_service
 
-    return local_key_service(_settings(args.data_dir))
+    create = args.keys_cmd == "create"
+    return local_key_service(_settings(open_data_dir(args.data_dir, create=create, command=f"keys {args.keys_cmd}")))
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -53,7 +61,19 @@ def cmd_keys(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from mmrag.cli.bulk import ingest_paths
 
-    return ingest_paths(args)
+    return ingest_paths(args, open_data_dir(args.data_dir, create=True, command="ingest"))
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from mmrag.cli.models import cmd_models as run
+
+    return run(args)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from mmrag.cli.doctor import cmd_doctor as run
+
+    return run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,12 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the local service")
     s.add_argument("--host", default=os.environ.get("MMRAG_HOST", "127.0.0.1"))
     s.add_argument("--port", type=int, default=int(os.environ.get("MMRAG_PORT", "8000")))
-    s.add_argument("--data-dir", default=None, help="where data lives (default: $MMRAG_DATA_DIR or ./.mmrag)")
+    s.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     s.add_argument("--log-level", default="info")
     s.set_defaults(fn=cmd_serve)
 
     k = sub.add_parser("keys", help="manage API keys (stored hashed in the data dir)")
-    k.add_argument("--data-dir", default=None)
+    k.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     ksub = k.add_subparsers(dest="keys_cmd", required=True)
     kc = ksub.add_parser("create", help="create a key for a tenant and print it")
     kc.add_argument("--tenant", required=True)
@@ -82,10 +102,20 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("ingest", help="ingest files and folders (the local twin of dropping files into S3)")
     i.add_argument("paths", nargs="+")
     i.add_argument("--tenant", default="default")
-    i.add_argument("--data-dir", default=None)
+    i.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     i.add_argument("--category", default=None)
     i.add_argument("--tags", default="", help="comma-separated tags for every file")
     i.set_defaults(fn=cmd_ingest)
+
+    m = sub.add_parser("models", help="the configured models (text, CLIP pair, reranker) for offline use")
+    msub = m.add_subparsers(dest="models_cmd", required=True)
+    md = msub.add_parser("download", help="fetch them into DIR/<model name> (the layout MMRAG_MODEL_DIR is read in)")
+    md.add_argument("--dir", default=None, help="target folder (default: $MMRAG_MODEL_DIR)")
+    m.set_defaults(fn=cmd_models)
+
+    d = sub.add_parser("doctor", help="check the setup: data dir, models, OCR, answer providers, keys")
+    d.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
+    d.set_defaults(fn=cmd_doctor)
     return ap
 
 

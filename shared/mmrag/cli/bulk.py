@@ -23,18 +23,25 @@ def collect(paths: list[str]) -> list[Path]:
     return files
 
 
-def ingest_paths(args: argparse.Namespace) -> int:
+def ingest_paths(args: argparse.Namespace, data_dir: Path) -> int:
+    """Exit status 0 when every file was ingested, 1 when some were not, 2 when nothing could start."""
     from tqdm import tqdm
 
     from mmrag.composition import build_container
+    from mmrag.errors import ModelUnavailable
     from mmrag.ingest.sniff import DOCUMENT_TYPE_FOR_FORMAT, sniff
     from mmrag.settings import Settings
 
-    overrides = {"data_dir": Path(args.data_dir)} if args.data_dir else {}
-    settings = Settings(**overrides)
-    container = build_container(settings)
-    container.start(warm_up=False)  # models load when the first document needs them
     files = collect(args.paths)
+    settings = Settings(data_dir=data_dir)
+    container = build_container(settings)
+    try:
+        if files:
+            container.text_embedder.load()  # every document needs it: say so now, not after queueing them all
+    except ModelUnavailable as exc:
+        print(f"mmrag ingest: {exc.message}\n  {exc.detail}\n  (mmrag doctor checks the whole setup)", file=sys.stderr)
+        return 2
+    container.start(warm_up=False)  # the other models load when the first document needs them
     tags = [t.strip() for t in (args.tags or "").split(",") if t.strip()]
     submitted: dict[str, Path] = {}
     failures: list[tuple[Path, str]] = []
@@ -59,11 +66,14 @@ def ingest_paths(args: argparse.Namespace) -> int:
             while pending:
                 for doc_id in list(pending):
                     doc = container.store.get_document(args.tenant, doc_id)
-                    if doc is None or doc.status != "processing":
+                    waiting = doc is not None and doc.status == "processing" and (doc.error or "").startswith("waiting")
+                    if doc is None or doc.status != "processing" or waiting:
                         pending.discard(doc_id)
                         bar.update(1)
                         if doc is not None and doc.status == "failed":
                             failures.append((submitted[doc_id], doc.error or "failed"))
+                        elif waiting:  # left queued: `mmrag serve` processes it once the model is there
+                            failures.append((submitted[doc_id], f"{doc.error} (left queued)"))
                 if pending:
                     time.sleep(0.5)
     finally:

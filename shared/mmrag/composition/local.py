@@ -13,6 +13,7 @@ from mmrag.core.documents import DocumentLocks, DocumentService
 from mmrag.core.ingestion import IngestionPipeline, IngestLimits
 from mmrag.core.jobs import ThreadJobRunner
 from mmrag.core.ratelimit import RateLimiter
+from mmrag.errors import ModelUnavailable
 from mmrag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,13 @@ class LocalContainer:
         int8 |= {settings.image_model, settings.image_text_model} if "clip" in roles else set()
         int8 |= {*known, settings.rerank_model} if "rerank" in roles else set()
         int8_cache = settings.int8_cache_dir or default_cache()
-        source = ModelSource(settings.model_dir, root / "models", int8=sorted(int8), int8_cache=int8_cache)
+        source = ModelSource(
+            settings.model_dir,
+            root / "models",
+            int8=sorted(int8),
+            int8_cache=int8_cache,
+            settings_of=model_settings(settings),
+        )
         self.text_embedder = FastEmbedTextEmbedder(settings.text_model, source, max_tokens=settings.text_max_tokens)
         self.clip = FastEmbedClip(settings.image_model, settings.image_text_model, source)
         self.model_source = source
@@ -150,6 +157,8 @@ class LocalContainer:
         ):
             try:
                 fn()
+            except ModelUnavailable:
+                pass  # the model source logged why, once; health and every request that needs it say so
             except Exception:
                 log.exception("loading %s failed", name)
 
@@ -175,6 +184,9 @@ class LocalContainer:
         }
         states = [models["text"]["state"], models["clip"]["image_state"], models["clip"]["text_state"]]
         models["status"] = "error" if "error" in states else ("ok" if all(s == "loaded" for s in states) else "loading")
+        rerank_problem = self.model_source.problem(self.rerankers.default)
+        if rerank_problem:
+            models["rerank"]["error"] = rerank_problem
         ocr = self.ocr.health()
         ocr["status"] = "ok" if ocr["state"] in ("loaded", "not loaded") else "error"
         return {
@@ -184,6 +196,17 @@ class LocalContainer:
             "models": models,
             "ocr": ocr,
         }
+
+
+def model_settings(settings: Settings) -> dict[str, str]:
+    """Each configured model name -> the setting that names it (for messages that say what to change)."""
+    roles = {
+        settings.rerank_model: "MMRAG_RERANK_MODEL",
+        settings.image_text_model: "MMRAG_IMAGE_TEXT_MODEL",
+        settings.image_model: "MMRAG_IMAGE_MODEL",
+    }
+    roles[settings.text_model] = "MMRAG_TEXT_MODEL"
+    return roles
 
 
 def local_key_service(settings: Settings) -> KeyService:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from mmrag.core.lifecycle import DocumentStatus, is_gone, mark_completed, mark_f
 from mmrag.core.models import Chunk, DocFilterMeta, Document, ImageRecord, IndexItem, Job, new_id
 from mmrag.core.pictures import chunks_about
 from mmrag.core.ports import BlobStore, ClipEmbedder, DocumentStore, OcrEngine, TextEmbedder, VectorIndex
-from mmrag.errors import ProcessingError, ServiceUnavailable
+from mmrag.errors import ModelUnavailable, ProcessingError, ServiceUnavailable
 from mmrag.ingest.chunking import chunk_text
 from mmrag.ingest.images import open_image, thumbnail_png, to_png
 from mmrag.ingest.parsers import parse_document  # loads a format's library only to parse that format
@@ -142,13 +143,15 @@ class IngestionPipeline:
         started = time.perf_counter()
         stages = _Stages(report=lambda snapshot: self._record_progress(doc, snapshot))
         try:
-            chunks, images, items = self._build(doc, stages)
+            chunks, images, items, own_title = self._build(doc, stages)
         except ProcessingError as exc:
             self.fail_document(doc.tenant, doc.document_id, str(exc), stages.timings, started)
             return
-        except ServiceUnavailable:
+        except ServiceUnavailable as exc:
             # a model endpoint or OCR service is briefly unavailable: leave nothing behind and let the job be retried
             self.discard_outputs(doc)
+            if isinstance(exc, ModelUnavailable):
+                self._record_waiting(doc, exc, stages.timings)
             raise
         except Exception as exc:
             log.exception("ingestion of %s failed", doc.document_id)
@@ -164,11 +167,24 @@ class IngestionPipeline:
             assert current is not None
             stages.run("index", lambda: self._commit(current, chunks, images, items))
             mark_completed(current, chunks, len(images))
+            if own_title and not current.metadata.get("title"):  # no title from the caller or the file name
+                current.metadata = {**current.metadata, "title": own_title}
             current.content_preview = _preview(chunks)
             if current.processing_options.get("generate_summary", True):
                 current.summary = _extractive_summary(chunks, items)
             current.stages = stages.timings
             current.processing_time = round(time.perf_counter() - started, 3)
+            self.docs.update_document(current)
+
+    def _record_waiting(self, doc: Document, exc: ModelUnavailable, stages: dict[str, dict[str, Any]]) -> None:
+        """The document stays `processing`; its `error` says which model it waits for, why, and the fix."""
+        waiting = {k: {**v, "status": "waiting"} if v.get("status") == "failed" else v for k, v in stages.items()}
+        message = f"waiting: {exc.message}. {exc.detail} The document is processed as soon as the model is there."
+        with self.document_lock(doc.document_id):
+            current = self.docs.get_document(doc.tenant, doc.document_id)
+            if current is None or current.status != DocumentStatus.PROCESSING or current.error == message:
+                return
+            current.error, current.stages = message, waiting
             self.docs.update_document(current)
 
     def _record_progress(self, doc: Document, snapshot: dict[str, dict[str, Any]]) -> None:
@@ -234,7 +250,9 @@ class IngestionPipeline:
             self.docs.update_document(current)
 
     # ------------------------------------------------------------------ the work
-    def _build(self, doc: Document, stages: _Stages) -> tuple[list[Chunk], list[ImageRecord], list[IndexItem]]:
+    def _build(
+        self, doc: Document, stages: _Stages
+    ) -> tuple[list[Chunk], list[ImageRecord], list[IndexItem], str | None]:
         opts = {**DEFAULT_OPTIONS, **doc.processing_options}
         raw = self.blobs.get(doc.blob_key)
         if raw is None:
@@ -384,7 +402,7 @@ class IngestionPipeline:
             return items
 
         items = stages.run("embed", embed, total=len(chunks) + len(images), unit="chunks and pictures")
-        return chunks, images, items
+        return chunks, images, items, own_title(parsed.title, parsed.pages[0].text if parsed.pages else "")
 
 
 EMBED_SLICE = 64
@@ -412,3 +430,15 @@ def _extractive_summary(chunks: list[Chunk], items: list[IndexItem], max_sentenc
     best = int(np.argmax(matrix @ centre))
     sentences = split_sentences(chunks[best].content)
     return " ".join(sentences[:max_sentences])[:600] or None
+
+_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+TITLE_CHARS = 200
+
+
+def own_title(declared: str | None, first_page: str) -> str | None:
+    """A document's own title: its properties' (PDF, DOCX, PPTX) or HTML <title>/<h1>, else a Markdown heading."""
+    if not declared:
+        heading = _HEADING.search(first_page[:20_000])
+        declared = heading.group(1) if heading else None
+    title = " ".join((declared or "").split())[:TITLE_CHARS]
+    return title or None

@@ -7,9 +7,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from mmrag.core.models import Job
+from mmrag.core.models import Job, new_id
 from mmrag.core.ports import DocumentStore
-from mmrag.errors import ServiceUnavailable
+from mmrag.errors import ModelUnavailable, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ class ThreadJobRunner:
         self.max_attempts = max_attempts
         self.on_give_up = on_give_up
         self.retry_delay_s = 2.0
+        self.model_wait_s = 10.0  # a job waiting for a model is tried again this often (a failed load is remembered)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._done = threading.Condition()
@@ -69,7 +70,7 @@ class ThreadJobRunner:
                 self._wake.wait(1.0)
                 self._wake.clear()
                 continue
-            status, error = "done", None
+            status, error, pause = "done", None, 0.0
             try:
                 if job.attempts > self.max_attempts:
                     status, error = "failed", "gave up after repeated interruptions"
@@ -77,6 +78,13 @@ class ThreadJobRunner:
                         self.on_give_up(job)
                 else:
                     self.handler(job)
+            except ModelUnavailable as exc:
+                # the document waits for the model however long that takes: a fresh job at the back of the queue,
+                # so that waiting never counts as an interrupted attempt (also across restarts)
+                status, error, pause = "deferred", exc.detail, self.model_wait_s
+                self.store.enqueue(
+                    Job(job_id=new_id("job"), tenant=job.tenant, document_id=job.document_id, kind=job.kind)
+                )
             except ServiceUnavailable as exc:  # transient: try again later, up to max_attempts
                 log.warning("job %s will be retried: %s", job.job_id, exc.detail)
                 if job.attempts < self.max_attempts:
@@ -92,3 +100,5 @@ class ThreadJobRunner:
             self.store.finish_job(job.job_id, status, error)
             with self._done:
                 self._done.notify_all()
+            if pause:
+                self._stop.wait(pause)

@@ -4,6 +4,12 @@ A model is looked up first in MMRAG_MODEL_DIR/<model name> (files laid out as fa
 downloads it into <data dir>/models. Models named in MMRAG_INT8_MODELS run from an int8 copy made once beside the
 cache (mmrag.adapters.local.int8). Models load lazily and once; loading is thread-safe.
 
+A model that cannot be had fails fast with ModelUnavailable (503 on the API; ingestion waits for it), whose detail
+says why and how to fix it. fastembed alone would retry a failing download three times with 3 + 9 + 27 s of sleep
+(39 s per request); here the model is first looked up on disk (MMRAG_MODEL_DIR, then the download cache), the hub is
+probed with a short timeout before any download, and a failure is remembered for RETRY_AFTER_S (or until
+MMRAG_MODEL_DIR/<name> appears), so it costs one attempt, not one per request.
+
 Every ONNX session runs without spin-waiting: on a shared 2-core machine a waiting ONNX thread that spins takes the core
 the other request (or the ingest worker) needs; measured on multimodal search at 100k chunks under load, p50 fell
 from 230-284 ms to 67-74 ms.
@@ -11,18 +17,61 @@ from 230-284 ms to 67-74 ms.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from mmrag.errors import ModelUnavailable
+
 log = logging.getLogger(__name__)
+
+PROBE_TIMEOUT_S = 3.0  # the hub answers in well under a second when it is reachable at all
+RETRY_AFTER_S = 60.0  # a model that failed to load is tried again after this long (at once if its folder appears)
+DOWNLOAD_FIX = "run `mmrag models download --dir DIR` where the model hub is reachable and set MMRAG_MODEL_DIR=DIR"
+
+
+def downloads_off() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def describe(cls: Any, name: str) -> dict[str, Any] | None:
+    """fastembed's description of model `name` (sources, model file), None when `cls` does not offer it."""
+    return next((m for m in cls.list_supported_models() if m["model"] == name), None)
+
+
+def short_error(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
+
+
+class MissingModel(ModelUnavailable):
+    """ModelUnavailable with its reason and its fix apart (the command line prints them on their own lines)."""
+
+    def __init__(self, message: str, why: str, fix: str):
+        super().__init__(message, f"{why}. Fix: {fix}.")
+        self.why, self.fix = why, fix
+
+
+@dataclass
+class _Failure:
+    at: float
+    error: ModelUnavailable
+    fingerprint: tuple[Any, ...]
 
 
 def normalise(rows: np.ndarray) -> np.ndarray:
@@ -41,18 +90,126 @@ class ModelSource:
         threads: int | None = None,
         int8: Sequence[str] = (),
         int8_cache: Path | None = None,
+        settings_of: dict[str, str] | None = None,
     ):
         self.int8_cache = Path(int8_cache) if int8_cache else None  # default: beside the model cache
         self.model_dir = Path(model_dir) if model_dir else None
         self.cache_dir = Path(cache_dir)
         self.threads = threads or os.cpu_count() or 1
         self.int8 = frozenset(int8)
+        self.settings_of = dict(settings_of or {})  # model name -> the MMRAG_* setting that names it (messages)
+        self._failures: dict[str, _Failure] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
 
     def build(self, cls: Callable[..., Any], name: str, threads: int | None = None) -> Any:
         """A fastembed model object (TextEmbedding, ImageEmbedding, TextCrossEncoder) for `name`, int8 if asked,
-        running on `threads` cores (default: all this source may use)."""
+        running on `threads` cores (default: all this source may use). ModelUnavailable, fast, when it cannot be had."""
         threads = threads or self.threads
-        return quiet_sessions(self._build(cls, name, threads), threads)
+        with self._guard:
+            lock = self._locks.setdefault(name, threading.Lock())
+        try:
+            with lock:  # one look-up (and download) per model at a time; the others then see its outcome
+                self._raise_remembered(name)
+                self.locate(cls, name)
+            with quiet_sessions():
+                model = self._build(cls, name, threads)
+        except ModelUnavailable as exc:
+            self._remember(name, exc)
+            raise
+        except Exception as exc:
+            error = self.unavailable(
+                name,
+                f"{self.label(name)} could not be loaded from {self.origin(cls, name)}: {short_error(exc)}",
+                f"check the files there, or fetch them again ({DOWNLOAD_FIX})",
+            )
+            self._remember(name, error)
+            raise error from exc
+        self._failures.pop(name, None)
+        return model
+
+    # ------------------------------------------------------------------ where a model comes from, and why not
+    def label(self, name: str) -> str:
+        setting = self.settings_of.get(name)
+        return f"model {name}" + (f" ({setting})" if setting else "")
+
+    def unavailable(self, name: str, why: str, fix: str) -> MissingModel:
+        return MissingModel(f"{self.label(name)} is not available", why, fix)
+
+    def problem(self, name: str) -> str | None:
+        """Why the last attempt to load `name` failed (with the fix), while that is remembered."""
+        failure = self._failures.get(name)
+        return failure.error.detail if failure else None
+
+    def fingerprint(self, name: str) -> tuple[Any, ...]:
+        """What a user changes to fix a missing model: its folder appearing, downloads switched on."""
+        in_dir = bool(self.model_dir and (self.model_dir / name).is_dir())
+        return (in_dir, downloads_off(), hub_endpoint())
+
+    def _raise_remembered(self, name: str) -> None:
+        failure = self._failures.get(name)
+        if failure is None:
+            return
+        if time.monotonic() - failure.at < RETRY_AFTER_S and self.fingerprint(name) == failure.fingerprint:
+            raise failure.error
+
+    def _remember(self, name: str, error: ModelUnavailable) -> None:
+        if name not in self._failures or self._failures[name].error is not error:
+            log.warning("%s: %s", error.message, error.detail)
+        self._failures[name] = _Failure(time.monotonic(), error, self.fingerprint(name))
+
+    def cached(self, cls: Any, name: str) -> bool:
+        """Whether fastembed's download cache holds the model's main file (a look on disk, no network)."""
+        desc = describe(cls, name)
+        repo = ((desc or {}).get("sources") or {}).get("hf")
+        if not repo:
+            return False
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(repo, desc["model_file"], cache_dir=str(self.cache_dir)), str)
+
+    def origin(self, cls: Any, name: str) -> str:
+        if self.model_dir and (self.model_dir / name).is_dir():
+            return f"MMRAG_MODEL_DIR ({self.model_dir / name})"
+        if self.cached(cls, name):
+            return f"the download cache ({self.cache_dir})"
+        return "a download (not found on disk)" if not downloads_off() else "nowhere (not on disk, downloads off)"
+
+    def locate(self, cls: Any, name: str) -> None:
+        """Fails fast (ModelUnavailable, with the fix) unless the model is on disk or the hub answers."""
+        if self.model_dir and (self.model_dir / name).is_dir():
+            return
+        desc = describe(cls, name)
+        if desc is None:
+            where = f" and there is no folder {self.model_dir / name}" if self.model_dir else ""
+            raise self.unavailable(
+                name,
+                f"{name!r} is not a model fastembed offers here{where}",
+                f"check the name in {self.settings_of.get(name, 'the model setting')} (a typo?); "
+                f"fastembed's names: {cls.__name__}.list_supported_models()",
+            )
+        if self.cached(cls, name):
+            return
+        missing = (
+            f"{name} is neither in {self.model_dir / name} (MMRAG_MODEL_DIR) nor in the download cache {self.cache_dir}"
+            if self.model_dir
+            else f"{name} is not in the download cache {self.cache_dir} and MMRAG_MODEL_DIR is not set"
+        )
+        if downloads_off():
+            raise self.unavailable(name, f"{missing}, and downloads are off (HF_HUB_OFFLINE)", DOWNLOAD_FIX)
+        repo = (desc.get("sources") or {}).get("hf")
+        if not repo:
+            return  # fastembed fetches it from its own URL
+        from huggingface_hub import model_info
+
+        try:
+            model_info(repo, timeout=PROBE_TIMEOUT_S)
+        except Exception as exc:
+            raise self.unavailable(
+                name,
+                f"{missing}, and the model hub {hub_endpoint()} cannot be reached ({short_error(exc)})",
+                f"check the network, a proxy (HTTPS_PROXY) or HF_ENDPOINT; or {DOWNLOAD_FIX}",
+            ) from exc
 
     def _build(self, cls: Callable[..., Any], name: str, threads: int) -> Any:
         kwargs = {**self.kwargs(name), "threads": threads}
@@ -73,7 +230,7 @@ class ModelSource:
 
     def kwargs(self, name: str) -> dict[str, Any]:
         kw: dict[str, Any] = {"cache_dir": str(self.cache_dir)}
-        if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes"):
+        if downloads_off():
             kw["local_files_only"] = True  # fail at once instead of retrying downloads with back-off sleeps
         if self.threads:
             kw["threads"] = self.threads
@@ -82,30 +239,38 @@ class ModelSource:
         return kw
 
 
-def session_options(threads: int) -> Any:
-    import onnxruntime as ort
+class _QuietOrt:
+    """onnxruntime as fastembed's loader sees it while ModelSource builds a model: its SessionOptions come with
+    spin-waiting off (fastembed exposes no session options of its own)."""
 
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1  # these graphs are one chain of operators: a second pool only competes for cores
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    return opts
+    def __init__(self, ort: Any):
+        self._ort = ort
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ort, name)
+
+    def SessionOptions(self) -> Any:  # noqa: N802 - the name fastembed calls
+        opts = self._ort.SessionOptions()
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        return opts
 
 
-def quiet_sessions(model: Any, threads: int) -> Any:
-    """`model` (a fastembed wrapper) with its ONNX session reopened under `session_options` — fastembed exposes
-    neither the spinning switches nor inter-op threads, and its loader also sets up tokenizers we keep."""
-    import onnxruntime as ort
+_ORT_SWAP = threading.Lock()
 
-    inner = getattr(model, "model", None)
-    session = getattr(inner, "model", None)
-    path = getattr(session, "_model_path", None)
-    if not isinstance(session, ort.InferenceSession) or not path:
-        return model
-    inner.model = ort.InferenceSession(path, sess_options=session_options(threads), providers=session.get_providers())
-    return model
+
+@contextlib.contextmanager
+def quiet_sessions() -> Iterator[None]:
+    """Models built inside get ONNX sessions that never spin-wait (one build at a time)."""
+    import fastembed.common.onnx_model as loader
+
+    with _ORT_SWAP:
+        real = loader.ort
+        loader.ort = _QuietOrt(real)
+        try:
+            yield
+        finally:
+            loader.ort = real
 
 
 class _Lazy:
@@ -189,6 +354,7 @@ class FastEmbedTextEmbedder:
 
         self.name = name
         self.batch_size = batch_size
+        self._source = source
         self._replicas = _Replicas(load, source.threads, replicas, "text-embed")
         self._model = self._replicas.first  # queries and health
         self._dim: int | None = None
@@ -215,10 +381,18 @@ class FastEmbedTextEmbedder:
         return normalise(np.stack(list(self._model.get().query_embed([text]))))[0]
 
     def health(self) -> dict[str, Any]:
-        return {"model": self.name, "state": self._model.state}
+        return _model_health(self._source, self.name, self._model.state)
 
     def load(self) -> None:
         self._replicas.load()
+
+
+def _model_health(source: ModelSource, name: str, state: str) -> dict[str, Any]:
+    out = {"model": name, "state": state}
+    problem = source.problem(name)
+    if problem and state != "loaded":
+        out.update({"state": "error", "error": problem})
+    return out
 
 
 class FastEmbedClip:
@@ -230,6 +404,7 @@ class FastEmbedClip:
         self._image = _Lazy(lambda: source.build(ImageEmbedding, image_model))
         self._text = _Lazy(lambda: source.build(TextEmbedding, text_model))
         self._names = (image_model, text_model)
+        self._source = source
 
     @property
     def dim(self) -> int:
@@ -245,12 +420,12 @@ class FastEmbedClip:
         return normalise(np.stack(rows))
 
     def health(self) -> dict[str, Any]:
-        return {
-            "image_model": self._names[0],
-            "image_state": self._image.state,
-            "text_model": self._names[1],
-            "text_state": self._text.state,
-        }
+        image = _model_health(self._source, self._names[0], self._image.state)
+        text = _model_health(self._source, self._names[1], self._text.state)
+        out = {"image_model": image["model"], "image_state": image["state"]}
+        out.update({"text_model": text["model"], "text_state": text["state"]})
+        out.update({f"{side}_error": h["error"] for side, h in (("image", image), ("text", text)) if "error" in h})
+        return out
 
     def load(self) -> None:
         self._image.get()
@@ -272,6 +447,7 @@ class FastEmbedReranker:
             return model
 
         self.name = name
+        self._source = source
         self._replicas = _Replicas(load, source.threads, replicas, "rerank")
         self._model = self._replicas.first
 
@@ -284,7 +460,35 @@ class FastEmbedReranker:
         return [float(s) for part in scored for s in part]
 
     def health(self) -> dict[str, Any]:
-        return {"model": self.name, "state": self._model.state}
+        return _model_health(self._source, self.name, self._model.state)
 
     def load(self) -> None:
         self._replicas.load()
+
+
+def fetch_into(cls: Any, name: str, root: Path) -> Path:
+    """fastembed's own download of model `name`, copied into root/<name>: the layout MMRAG_MODEL_DIR is read in
+    (the download cache keeps files as links into a blob store, which an offline machine cannot use as a folder)."""
+    staging = Path(root) / ".download-cache"
+    source = ModelSource(None, staging)
+    source.locate(cls, name)  # fails fast, with the reason, when the hub cannot be reached
+    try:
+        folder = Path(cls(name, lazy_load=True, **source.kwargs(name)).model._model_dir)
+    except Exception as exc:
+        raise source.unavailable(
+            name, f"the download of {name} failed: {short_error(exc)}", "check the network and the free disk space"
+        ) from exc
+    target = Path(root) / name
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(folder, partial, ignore=shutil.ignore_patterns(".cache", "*.lock"))  # links become files
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
+    shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def present_in(cls: Any, name: str, root: Path) -> bool:
+    """Whether root/<name> holds the model's main file (a folder laid out like MMRAG_MODEL_DIR)."""
+    desc = describe(cls, name)
+    return bool(desc) and (Path(root) / name / desc["model_file"]).is_file()

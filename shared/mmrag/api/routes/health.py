@@ -1,6 +1,8 @@
-"""GET /api/v1/health: no auth; the status of each component."""
+"""GET /api/v1/health: no auth; the status of each component, and for each problem what is wrong and the fix."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import APIRouter, Depends
 
@@ -11,11 +13,33 @@ from mmrag.api.envelope import ok
 router = APIRouter(prefix="/api/v1", tags=["health"])
 
 
+def problems(components: dict[str, Any]) -> list[str]:
+    """One line per thing that does not work, as '<component>: <why>. Fix: <what to do>.'"""
+    out: list[str] = []
+    for name, comp in components.items():
+        if not isinstance(comp, dict):
+            continue
+        found = [
+            (f"{name}.{key[: -len('_error')]}" if key != "error" else name, value)
+            for key, value in comp.items()
+            if key.endswith("error") and value
+        ]
+        for part, sub in comp.items():
+            if isinstance(sub, dict) and sub.get("error"):
+                found.append((f"{name}.{part}", sub["error"]))
+        if comp.get("status") == "error" and not found:
+            found.append((name, f"state {comp.get('state', 'error')}; see the server log"))
+        out += [f"{where}: {why}" for where, why in found]
+    return out
+
+
 @router.get("/health", summary="Component status (store, blobs, index, models, OCR); needs no API key")
 def health(c=Depends(container)):
     components = c.health()
+    issues = problems(components)
     bad = [name for name, comp in components.items() if comp.get("status") == "error"]
-    return ok(
-        {"status": "degraded" if bad else "ok", "version": __version__, "backend": c.backend, "components": components},
-        "服务正常" if not bad else "部分组件异常",
-    )
+    status = "degraded" if bad or issues else "ok"
+    body = {"status": status, "version": __version__, "backend": c.backend, "components": components}
+    if issues:
+        body["problems"] = issues
+    return ok(body, "服务正常" if status == "ok" else "部分组件异常: " + "; ".join(issues)[:300])
