@@ -298,6 +298,56 @@ def test_html_visible_text_and_data_uri_pictures() -> None:
     assert chart.text_after == "a | b The end."
 
 
+def test_html_main_content_only() -> None:
+    html = """<?xml version="1.0" encoding="utf-8"?>
+    <!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.1//EN" "http://www.w3.org/TR/xhtml11/DTD/xhtml11.dtd" [
+      <!ENTITY product "Pump 3000">
+    ]>
+    <html><head><title>Pump 3000 care</title></head><body>
+    <header class="site"><a href="/">ACME</a><form><input name="q"></form></header>
+    <div class="top-links"><a href="/">Home</a> | <a href="/p">Products</a> | <a href="/c">Contact</a></div>
+    <div id="cookie-banner">We use cookies. <button>OK</button></div>
+    <nav><ul><li><a href="/a">Manuals</a></li><li><a href="/b">Support</a></li></ul></nav>
+    <main>
+      <article>
+        <header><h1>Caring for the pump</h1><p class="byline">By the service team</p></header>
+        <p>Flush the pump every <a href="/glossary#season">season</a> with clean water.</p>
+        <div role="navigation"><a href="/1">1</a> <a href="/2">2</a></div>
+        <p>Replace the seal when it leaks.</p>
+        <footer>Filed under maintenance.</footer>
+      </article>
+      <aside><h2>Related</h2><p>Other pumps we sell.</p></aside>
+    </main>
+    <footer><p>© ACME 2025 · <a href="/privacy">Privacy</a></p></footer>
+    </body></html>"""
+    doc = parse_document(html.encode(), "html")
+    text = doc.pages[0].text
+    assert doc.title == "Pump 3000 care"
+    assert text == (
+        "Caring for the pump\n\nBy the service team\n\nFlush the pump every season with clean water.\n\n"
+        "Replace the seal when it leaks.\n\nFiled under maintenance."
+    )
+
+
+def test_html_without_main_drops_menus_but_keeps_content_links() -> None:
+    refs = "".join(
+        f'<li><a href="/r{i}">Reference manual chapter {i} on pressure relief valves</a></li>' for i in range(8)
+    )
+    html = f"""<!DOCTYPE html><html><body>
+    <div class="menu"><a href="/">Start</a> <a href="/x">Shop</a></div>
+    <p><a href="/">Home</a> | <a href="/products">Products</a> | <a href="/contact">Contact</a></p>
+    <h1>Relief valves</h1>
+    <p>The valve opens at 93 kPa. See <a href="/spec">the specification</a> for details.</p>
+    <ul>{refs}</ul>
+    <div class="footer-links"><a href="/t">Terms</a> · <a href="/p">Privacy</a></div>
+    </body></html>"""
+    text = parse_document(html.encode(), "html").pages[0].text
+    assert text.startswith("Relief valves\n\nThe valve opens at 93 kPa. See the specification for details.")
+    assert "Reference manual chapter 7 on pressure relief valves" in text  # a long list of links is content
+    for menu in ("Home", "Products", "Contact", "Start", "Shop", "Terms", "Privacy", "]>"):
+        assert menu not in text
+
+
 def test_html_charset_from_meta() -> None:
     html = '<html><head><meta charset="gb2312"><title>中文标题</title></head><body><p>检索增强生成。</p></body></html>'
     doc = parse_document(html.encode("gb18030"), "html")

@@ -1,5 +1,9 @@
-"""HTML: the visible text with block structure kept as line and paragraph breaks, and the pictures embedded as data:
-URIs (remote pictures are never fetched). The encoding comes from a <meta charset> when there is one."""
+"""HTML: the main content's visible text with block structure kept as line and paragraph breaks, and the pictures
+embedded as data: URIs (remote pictures are never fetched). The encoding comes from a <meta charset> when there is one.
+
+Main content only: the page's <main> (or its one <article>) when it has one; navigation, asides, page headers and
+footers (by tag, ARIA role, or a class/id such as "navbar" or "site-footer"), and link lists ("Home | Products |
+Contact") are left out, and so is a DOCTYPE with an internal subset, whose "]>" lxml would otherwise keep as text."""
 
 from __future__ import annotations
 
@@ -67,13 +71,27 @@ _CHARSET_ALIASES = {
     "ascii": "cp1252",
 }
 _WHITESPACE = re.compile(r"\s+")
+_DECLARATIONS = re.compile(r"<\?xml[^>]*>|<!DOCTYPE(?:[^\[>]|\[.*?\])*>", re.IGNORECASE | re.DOTALL)
+_BOILERPLATE_TAGS = frozenset({"nav", "aside", "menu"})
+_PAGE_FRAME_TAGS = frozenset({"header", "footer"})  # a page's banner and footer, not an article's own
+_SECTIONING = frozenset({"article", "main", "section"})
+_BOILERPLATE_ROLES = frozenset(
+    {"navigation", "banner", "contentinfo", "complementary", "search", "menu", "menubar", "toolbar"}
+)
+_BOILERPLATE_NAME = re.compile(
+    r"(?:^|[-_])(?:nav|navbar|navigation|menu|menubar|breadcrumbs?|sidebar|site-header|site-footer|footer|masthead"
+    r"|cookies?|cookie-banner|skip-link|share|social)(?:$|[-_])",
+    re.IGNORECASE,
+)
+_NAMED_CONTAINERS = frozenset({"div", "section", "ul", "ol", "p", "span", "table", "header", "footer"})
+_LINK_LIST_CHARS = 200  # a run of links longer than this is content (a reference list), not a menu
 
 
 def parse(data: bytes, fmt: str, options: ParseOptions) -> ParsedDocument:
-    soup = BeautifulSoup(_decode_html(data), "lxml")
+    soup = BeautifulSoup(_DECLARATIONS.sub("", _decode_html(data), count=2), "lxml")
     title = clean_title(soup.title.get_text()) if soup.title else None
     out = TextBuilder()
-    root = soup.body or soup
+    root = _main_content(soup)
     stack: list[tuple[object, bool]] = [(root, False)]
     preformatted = 0
     while stack:
@@ -93,7 +111,7 @@ def parse(data: bytes, fmt: str, options: ParseOptions) -> ParsedDocument:
             elif name in _HTML_LINE:
                 out.separate("\n")
             continue
-        if name in _HTML_DROP or node.has_attr("hidden"):
+        if name in _HTML_DROP or node.has_attr("hidden") or (node is not root and _boilerplate(node)):
             continue
         if name in _HTML_PARAGRAPH:
             out.separate("\n\n")
@@ -111,6 +129,44 @@ def parse(data: bytes, fmt: str, options: ParseOptions) -> ParsedDocument:
         stack.extend((child, False) for child in reversed(node.contents))
     text = normalize_page_text(out.text(), join_lines=False)
     return ParsedDocument("html", [ParsedPage(None, text)], out.images(), title)
+
+
+def _main_content(soup: BeautifulSoup) -> Tag | BeautifulSoup:
+    """The page's main content: its one <main> (or role="main"), else its one <article>, else the body."""
+    for found in (soup.find_all(["main"]) or soup.find_all(attrs={"role": "main"}), soup.find_all("article")):
+        if len(found) == 1:
+            return found[0]
+    return soup.body or soup
+
+
+def _boilerplate(node: Tag) -> bool:
+    """Navigation, asides, a page's header and footer, and link lists: not what the page is about."""
+    name = node.name
+    if name in _BOILERPLATE_TAGS:
+        return True
+    if name in _PAGE_FRAME_TAGS and not any(p.name in _SECTIONING for p in node.parents):
+        return True
+    role = node.get("role")
+    if isinstance(role, str) and role.strip().lower() in _BOILERPLATE_ROLES:
+        return True
+    if name in _NAMED_CONTAINERS:
+        names = [*(node.get("class") or []), node.get("id") or ""]
+        named = any(isinstance(n, str) and _BOILERPLATE_NAME.search(n) for n in names)
+        if named and not node.find(["main", "article"]):
+            return True
+    return name in ("div", "p", "ul", "ol", "td", "section") and _link_list(node)
+
+
+def _link_list(node: Tag) -> bool:
+    """Mostly links and separators, short ("Home | Products | Contact"): a menu someone built without <nav>."""
+    letters = 0
+    for piece in node.stripped_strings:  # stops early in a long block: every container of the page is asked
+        letters += len(re.sub(r"[\W_]+", "", piece))  # separators ("|", "·", "/") do not count
+        if letters > _LINK_LIST_CHARS:
+            return False
+    links = node.find_all("a")
+    linked = sum(len(re.sub(r"[\W_]+", "", a.get_text())) for a in links)
+    return len(links) >= 2 and linked >= 0.8 * letters
 
 
 def _decode_html(data: bytes) -> str:
