@@ -29,6 +29,12 @@ class NotFound(MMRagError):
     status, code = 404, "NOT_FOUND"
 
 
+class Conflict(MMRagError):
+    """The resource is in a state that does not allow the request now (e.g. reprocessing a processing document)."""
+
+    status, code = 409, "CONFLICT"
+
+
 class FileTooLarge(MMRagError):
     status, code = 413, "FILE_TOO_LARGE"
 

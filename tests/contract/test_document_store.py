@@ -39,6 +39,25 @@ def test_list_filters_sorts_pages(document_store):
     assert document_store.list_documents("t1", keyword="C")[0] == 1
 
 
+def test_documents_with_content_are_the_tenants_live_copies_oldest_first(document_store):
+    same, other = "a" * 64, "b" * 64
+    for doc_id, tenant, digest in (("doc_2", "t1", same), ("doc_1", "t1", same), ("doc_3", "t1", other),
+                                   ("doc_4", "t2", same), ("doc_5", "t1", "")):
+        d = doc(tenant=tenant, doc_id=doc_id)
+        d.content_hash = digest
+        document_store.create_document(d, None)
+    assert [d.document_id for d in document_store.documents_with_content("t1", same)] == ["doc_1", "doc_2"]
+    assert [d.document_id for d in document_store.documents_with_content("t2", same)] == ["doc_4"]
+    assert document_store.documents_with_content("t1", "c" * 64) == []
+    assert document_store.get_document("t1", "doc_5").content_hash == ""
+    gone = document_store.get_document("t1", "doc_1")
+    gone.status = "deleting"
+    document_store.update_document(gone)
+    assert [d.document_id for d in document_store.documents_with_content("t1", same)] == ["doc_2"]
+    document_store.delete_document("t1", "doc_2")
+    assert document_store.documents_with_content("t1", same) == []
+
+
 def test_content_replace_and_lookup(document_store):
     document_store.create_document(doc(), None)
     chunks = [Chunk(f"chunk_{i}", "doc_1", i, f"text {i}", 2, page_number=1) for i in range(3)]

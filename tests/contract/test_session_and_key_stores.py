@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from mmrag.core.models import ApiKey, SessionMessage
+import time
+
+from mmrag.core.models import SESSION_QUESTION_CHARS, ApiKey, SessionMessage
 
 
 def msg(role: str, text: str, **kw) -> SessionMessage:
@@ -29,6 +31,30 @@ def test_session_delete(session_store):
     assert session_store.delete_session("t1", "s2") == 2
     assert session_store.get_session("t1", "s2") is None
     assert session_store.delete_session("t1", "s2") is None
+
+
+def test_sessions_list_per_tenant_most_recent_first_and_paged(session_store):
+    assert session_store.list_sessions("t1") == (0, [])
+    long_question = "why " * 100
+    for sid, question in (("s-a", "first question of a"), ("s-b", long_question), ("s-c", "c asks")):
+        session_store.append_messages("t1", sid, [msg("user", question), msg("assistant", f"answer {sid}")])
+        time.sleep(0.002)  # distinct updated_at, whatever the store's clock resolution
+    session_store.append_messages("t2", "s-x", [msg("user", "other tenant")])
+    time.sleep(0.002)
+    session_store.append_messages("t1", "s-a", [msg("user", "second question of a"), msg("assistant", "again")])
+
+    total, page = session_store.list_sessions("t1", page=1, page_size=2)
+    assert total == 3 and [s.session_id for s in page] == ["s-a", "s-c"]
+    a = page[0]
+    assert a.message_count == 4 and a.first_question == "first question of a"
+    assert a.updated_at > a.created_at and a.updated_at > page[1].updated_at
+    total, rest = session_store.list_sessions("t1", page=2, page_size=2)
+    assert total == 3 and [s.session_id for s in rest] == ["s-b"]
+    assert rest[0].first_question == long_question[:SESSION_QUESTION_CHARS] and rest[0].message_count == 2
+    assert session_store.list_sessions("t1", page=3, page_size=2) == (3, [])
+    assert [s.session_id for s in session_store.list_sessions("t2")[1]] == ["s-x"]
+    assert session_store.delete_session("t1", "s-c") == 2
+    assert [s.session_id for s in session_store.list_sessions("t1")[1]] == ["s-a", "s-b"]
 
 
 def test_keys_by_hash_list_and_revoke(key_store):

@@ -13,7 +13,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from mmrag.core.blob_paths import validate_key
-from mmrag.core.models import ApiKey, Chunk, Document, ImageRecord, Job, Session, SessionMessage, utcnow
+from mmrag.core.models import (
+    SESSION_QUESTION_CHARS,
+    ApiKey,
+    Chunk,
+    Document,
+    ImageRecord,
+    Job,
+    Session,
+    SessionMessage,
+    SessionSummary,
+    utcnow,
+)
 
 LISTED_STATUSES = ("processing", "completed", "failed", "archived")  # "deleting" documents are never listed
 
@@ -144,6 +155,15 @@ class MemoryDocumentStore:
     def documents_with_status(self, status: str) -> list[Document]:
         with self._lock:
             return [copy.deepcopy(d) for d in self.documents.values() if d.status == status]
+
+    def documents_with_content(self, tenant: str, content_hash: str) -> list[Document]:
+        with self._lock:
+            found = [
+                copy.deepcopy(d)
+                for d in self.documents.values()
+                if d.tenant == tenant and d.content_hash == content_hash and d.status != "deleting"
+            ]
+        return sorted(found, key=lambda d: (d.created_at, d.document_id))
 
     def existing_ids(self, document_ids: Sequence[str]) -> set[str]:
         with self._lock:
@@ -287,3 +307,19 @@ class MemorySessionStore:
         with self._lock:
             session = self.sessions.pop((tenant, session_id), None)
             return None if session is None else len(session.messages)
+
+    def list_sessions(self, tenant: str, *, page: int = 1, page_size: int = 20) -> tuple[int, list[SessionSummary]]:
+        with self._lock:
+            mine = [s for (t, _), s in self.sessions.items() if t == tenant]
+        mine.sort(key=lambda s: (s.updated_at, s.session_id), reverse=True)
+        start = (page - 1) * page_size
+        return len(mine), [
+            SessionSummary(
+                session_id=s.session_id,
+                created_at=s.created_at,
+                updated_at=s.updated_at,
+                message_count=len(s.messages),
+                first_question=next((m.content for m in s.messages if m.role == "user"), "")[:SESSION_QUESTION_CHARS],
+            )
+            for s in mine[start : start + page_size]
+        ]

@@ -10,7 +10,10 @@ from fastapi import FastAPI
 from starlette.datastructures import MutableHeaders
 
 from mmrag import __version__
-from mmrag.api.envelope import install_error_handlers
+from mmrag.api.envelope import ErrorBoundaryMiddleware, install_error_handlers
+from mmrag.api.openapi import install_openapi
+from mmrag.api.openapi_docs import DocsAssetsMiddleware, install_docs
+from mmrag.api.request_body import RequestBodyMiddleware
 from mmrag.api.routes import account, documents, health, qa, search, studio, upload_url
 from mmrag.api.security_headers import SecurityHeadersMiddleware, container_image_origins
 from mmrag.security import log_masking
@@ -55,14 +58,21 @@ def create_app(container: Any, *, manage_lifecycle: bool = True) -> FastAPI:
         version=__version__,
         lifespan=lifespan,
         description="Multimodal RAG: documents, hybrid search across text and pictures, cited answers.",
+        docs_url=None,  # /docs and /redoc come from install_docs: local assets, no CDN
+        redoc_url=None,
     )
     app.state.container = container
     log_masking.install()
     install_error_handlers(app)
 
+    app.add_middleware(RequestBodyMiddleware)  # innermost of ours: body limits and strict JSON
     app.add_middleware(SecurityHeadersMiddleware, image_origins=container_image_origins(container))
     app.add_middleware(RequestIdMiddleware)
+    docs = install_docs(app)
+    app.add_middleware(DocsAssetsMiddleware, folder=app.state.docs_assets if docs else None)
+    app.add_middleware(ErrorBoundaryMiddleware)  # outermost: no exception reaches the server
 
     for module in (health, account, documents, upload_url, search, qa, studio):
         app.include_router(module.router)
+    install_openapi(app)
     return app

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 from fastapi import Depends, Request
 
+from mmrag.api.rate_headers import STATE_KEY
 from mmrag.core.api_keys import hash_api_key
 from mmrag.core.image_links import ImageVariant, LinkCheck
-from mmrag.errors import Forbidden, Unauthorized
+from mmrag.errors import Forbidden, RateLimited, Unauthorized
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,13 @@ def caller_for(endpoint_class: str) -> Callable[..., Caller]:
         if tenant is None:
             raise Unauthorized("invalid API key", "the API key is unknown or revoked")
         key_id = hash_api_key(token)[:16]
-        c.rate_limiter.check(key_id, endpoint_class)
+        try:
+            rate = c.rate_limiter.check(key_id, endpoint_class)
+        except RateLimited:
+            setattr(request.state, STATE_KEY, c.rate_limiter.state(key_id, endpoint_class))
+            raise
+        if rate is not None:
+            setattr(request.state, STATE_KEY, rate)
         request.state.tenant = tenant
         return Caller(tenant=tenant, key_id=key_id)
 

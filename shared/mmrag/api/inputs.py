@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import Request
 from pydantic import ValidationError
 
+from mmrag.api.request_body import PARSED_JSON_KEY, loads_strict
 from mmrag.api.schemas import AskRequest, BatchItem, RerankIn, SearchFiltersIn
 from mmrag.core.answering import AskParams
 from mmrag.core.documents import NewDocument
@@ -72,23 +72,21 @@ async def json_body(request: Request, limit: int) -> Any:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > limit:
         raise FileTooLarge("request body is larger than the upload limit")
+    if PARSED_JSON_KEY in request.scope:  # RequestBodyMiddleware parsed it already
+        return request.scope[PARSED_JSON_KEY]
     raw = await request.body()
     if len(raw) > limit:
         raise FileTooLarge("request body is larger than the upload limit")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidParameter("the request body is not valid JSON") from exc
+    return loads_strict(raw)
 
 
 def json_field(form, name: str) -> dict | None:
     value = form.get(name)
     if value is None or value == "":
         return None
-    try:
-        parsed = json.loads(value)
-    except ValueError as exc:
-        raise InvalidParameter(f"{name} must be a JSON object") from exc
+    if not isinstance(value, str):
+        raise InvalidParameter(f"{name} must be a form field holding a JSON object, not a file")
+    parsed = loads_strict(value)
     if not isinstance(parsed, dict):
         raise InvalidParameter(f"{name} must be a JSON object")
     return parsed

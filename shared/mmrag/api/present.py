@@ -21,7 +21,7 @@ from mmrag.core.answering import (
 )
 from mmrag.core.documents import BatchOutcome, Deletion
 from mmrag.core.image_links import ImageVariant
-from mmrag.core.models import Chunk, DirectUpload, Document, ImageRecord, Session
+from mmrag.core.models import Chunk, DirectUpload, Document, ImageRecord, Session, SessionSummary
 from mmrag.core.search import MultimodalResults, Scored, SearchOutcome
 from mmrag.text.analyzer import highlight
 
@@ -42,7 +42,7 @@ def image_urls(request: Request, img: ImageRecord) -> tuple[str, str]:
     return links.url(tenant, img, ImageVariant.FULL, base), links.url(tenant, img, ImageVariant.THUMBNAIL, base)
 
 
-def upload_result(doc: Document) -> dict[str, Any]:
+def upload_result(doc: Document, deduplicated: bool = False, reprocessing: bool = False) -> dict[str, Any]:
     done = doc.status == "completed"
     out = {
         "document_id": doc.document_id,
@@ -55,6 +55,8 @@ def upload_result(doc: Document) -> dict[str, Any]:
     }
     if doc.error:
         out["error"] = doc.error
+    if deduplicated:  # the tenant's earlier upload of the same bytes (retried if it had failed)
+        out.update(deduplicated=True, duplicate_of=doc.document_id, reprocessing=reprocessing)
     return out
 
 
@@ -103,6 +105,7 @@ def batch_outcome(o: BatchOutcome) -> dict[str, Any]:
         "failed": len(o.failed),
         "document_ids": o.document_ids,
         "failed_items": [{"index": i, "error": e.message, "error_code": e.code} for i, e in o.failed],
+        "duplicates": [{"index": i, "document_id": d} for i, d in o.duplicates],
     }
 
 
@@ -515,6 +518,24 @@ def stream_events(request: Request, event: StreamEvent) -> list[dict[str, Any]]:
                 data["detail"] = detail
             return [{"type": "error", "data": data}]
     raise TypeError(f"unknown stream event {event!r}")
+
+
+def session_list(total: int, page: int, page_size: int, sessions: list[SessionSummary]) -> dict[str, Any]:
+    return {
+        "total": total,
+        "page": page,
+        "page_size": page_size,
+        "sessions": [
+            {
+                "session_id": s.session_id,
+                "title": s.title,
+                "created_at": s.created_at,
+                "updated_at": s.updated_at,
+                "message_count": s.message_count,
+            }
+            for s in sessions
+        ],
+    }
 
 
 def session_detail(s: Session) -> dict[str, Any]:

@@ -146,8 +146,8 @@ class ImageSearchRequest(BaseModel):
 
 
 class ModalityWeights(BaseModel):
-    text: float = Field(DEFAULT_MODALITY_WEIGHTS["text"], ge=0)
-    image: float = Field(DEFAULT_MODALITY_WEIGHTS["image"], ge=0)
+    text: float = Field(DEFAULT_MODALITY_WEIGHTS["text"], ge=0, allow_inf_nan=False)
+    image: float = Field(DEFAULT_MODALITY_WEIGHTS["image"], ge=0, allow_inf_nan=False)
 
 
 class MultimodalOptions(RerankIn):

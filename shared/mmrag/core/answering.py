@@ -19,7 +19,7 @@ from PIL import Image
 
 from mmrag.core.follow_ups import follow_up_questions
 from mmrag.core.generation import Evidence, Generator, GenImage, GenMessage, GenRequest, GenResult
-from mmrag.core.models import ImageRecord, SearchFilters, Session, SessionMessage, new_id
+from mmrag.core.models import ImageRecord, SearchFilters, Session, SessionMessage, SessionSummary, new_id
 from mmrag.core.ports import BlobStore, SessionStore
 from mmrag.core.ranking import DEFAULT_FUSION, DEFAULT_MODALITY_WEIGHTS
 from mmrag.core.search import RerankOptions, SearchOutcome, SearchService, Timer
@@ -529,6 +529,13 @@ class AnswerService:
         assistant = SessionMessage(new_id("msg"), "assistant", answer, sources=sources)
         self.sessions.append_messages(tenant, session_id, [user, assistant])
 
+    def list_sessions(self, tenant: str, page: int = 1, page_size: int = 20) -> tuple[int, list[SessionSummary]]:
+        """The tenant's chat sessions, most recently active first; each titled by its first question, shortened."""
+        total, sessions = self.sessions.list_sessions(tenant, page=page, page_size=page_size)
+        for s in sessions:
+            s.title = session_title(s.first_question)
+        return total, sessions
+
     def session(self, tenant: str, session_id: str) -> Session:
         found = self.sessions.get_session(tenant, session_id)
         if found is None:
@@ -577,3 +584,18 @@ __all__ = [
     "follow_up_suggestions",
     "replace",
 ]
+
+
+SESSION_TITLE_CHARS = 60
+
+
+def session_title(question: str, limit: int = SESSION_TITLE_CHARS) -> str:
+    """A question shortened for a list: whitespace folded, cut at a word boundary (CJK text has none) with '…'."""
+    text = " ".join(question.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,.;:!?，。；：！？") + "…"

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import re
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mmrag.core import blob_paths
@@ -19,6 +21,7 @@ from mmrag.core.lifecycle import DocumentStatus, mark_archived
 from mmrag.core.models import DOCUMENT_TYPES, Chunk, DirectUpload, Document, ImageRecord, Job, new_id, utcnow
 from mmrag.core.ports import BlobStore, DirectUploads, DocumentStore, VectorIndex
 from mmrag.errors import (
+    Conflict,
     FileTooLarge,
     InvalidParameter,
     MMRagError,
@@ -28,7 +31,9 @@ from mmrag.errors import (
     UnsupportedFormat,
 )
 from mmrag.ingest.images import image_size
-from mmrag.ingest.sniff import check_declared
+from mmrag.ingest.sniff import DOCUMENT_TYPE_FOR_FORMAT, check_declared, describe, sniff
+
+log = logging.getLogger(__name__)
 
 URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 METADATA_FIELDS = ("title", "source", "tags", "category", "author", "created_at")
@@ -49,14 +54,25 @@ class Deletion:
 
 
 @dataclass
+class Uploaded:
+    """What an upload did: stored a new document, or found the same file already uploaded by the tenant."""
+
+    document: Document
+    deduplicated: bool = False  # `document` is the tenant's earlier upload of the same bytes
+    reprocessing: bool = False  # ... which had failed, and is processed again with this upload's options
+
+
+@dataclass
 class NewDocument:
     """One document of a batch upload, as the caller described it (the arguments of DocumentService.upload)."""
 
-    document_type: str
+    document_type: str | None
     file: str | None = None
     content: str | None = None
     metadata: dict[str, Any] | None = None
     processing_options: dict[str, Any] | None = None
+    file_name: str | None = None
+    allow_duplicate: bool = False
 
 
 @dataclass
@@ -64,6 +80,7 @@ class BatchOutcome:
     total: int
     document_ids: list[str]
     failed: list[tuple[int, MMRagError]]  # (position in the batch, why)
+    duplicates: list[tuple[int, str]] = field(default_factory=list)  # (position, the earlier upload it matched)
 
 
 class DocumentLocks:
@@ -119,6 +136,21 @@ def check_options(options: dict[str, Any] | None) -> dict[str, Any]:
     return opts
 
 
+def url_file_name(url: str) -> str | None:
+    """The file name at the end of a URL's path ('…/Q3%20report.pdf?x=1' -> 'Q3 report.pdf'), if it has one."""
+    path = urllib.parse.urlsplit(url.strip()).path
+    name = urllib.parse.unquote(path.rsplit("/", 1)[-1]).strip()
+    return name or None
+
+
+def title_from_file_name(name: str) -> str | None:
+    """A title from a file name: no folders, no extension, '_' and runs of spaces as one space."""
+    base = re.split(r"[\\/]", name)[-1]
+    stem = base.rsplit(".", 1)[0] if "." in base.lstrip(".") else base
+    title = " ".join(stem.replace("_", " ").split())[:200]
+    return title or None
+
+
 class DocumentService:
     def __init__(
         self,
@@ -145,11 +177,11 @@ class DocumentService:
         self.upload_wait_s = upload_wait_s
 
     # ------------------------------------------------------------------ upload
-    def resolve_file(self, document_type: str, file: str | None, content: str | None) -> bytes:
+    def resolve_file(self, document_type: str | None, file: str | None, content: str | None) -> bytes:
         if file is not None and content is not None:
             raise InvalidParameter("send either file (base64 or URL) or content (raw text), not both")
         if content is not None:
-            if document_type != "text":
+            if document_type not in (None, "text"):
                 raise InvalidParameter("content (raw text) is only for document_type 'text'")
             data = content.encode("utf-8")
         elif file is not None:
@@ -193,49 +225,75 @@ class DocumentService:
 
     def upload_batch(self, tenant: str, items: list[NewDocument | MMRagError]) -> BatchOutcome:
         """Each item is stored (and queued) or reported failed on its own; an item the caller could not even
-        describe arrives as its error. Nothing is stored that the outcome does not list."""
+        describe arrives as its error. Nothing is stored that the outcome does not list: an item either fails
+        before anything of it is written, or its document is listed (submit cleans up after itself)."""
         ids: list[str] = []
         failed: list[tuple[int, MMRagError]] = []
+        duplicates: list[tuple[int, str]] = []
         for index, item in enumerate(items):
             if isinstance(item, MMRagError):
                 failed.append((index, item))
                 continue
             try:
-                doc = self.upload(
+                done = self.submit(
                     tenant,
                     item.document_type,
                     file=item.file,
                     content=item.content,
                     metadata=item.metadata,
                     processing_options=item.processing_options,
+                    file_name=item.file_name,
+                    deduplicate=not item.allow_duplicate,
                     wait=False,
                 )
             except MMRagError as exc:
                 failed.append((index, exc))
                 continue
-            ids.append(doc.document_id)
-        return BatchOutcome(len(items), ids, failed)
+            except Exception as exc:  # a bug must not hide the items already stored: report it with the others
+                log.exception("batch item %d of tenant %s failed", index, tenant)
+                failed.append((index, MMRagError(f"internal error: {type(exc).__name__}")))
+                continue
+            ids.append(done.document.document_id)
+            if done.deduplicated:
+                duplicates.append((index, done.document.document_id))
+        return BatchOutcome(len(items), ids, failed, duplicates)
 
-    def upload(
+    def upload(self, tenant: str, document_type: str | None, **kwargs: Any) -> Document:
+        """submit() for callers that only need the document (bulk ingest, S3 drops): no duplicate check unless asked."""
+        return self.submit(tenant, document_type, **kwargs).document
+
+    def submit(
         self,
         tenant: str,
-        document_type: str,
+        document_type: str | None,
         *,
         file: str | None = None,
         content: str | None = None,
         raw: bytes | None = None,
         metadata: dict[str, Any] | None = None,
         processing_options: dict[str, Any] | None = None,
+        file_name: str | None = None,
+        deduplicate: bool = False,
         wait: bool = True,
-    ) -> Document:
-        if document_type not in DOCUMENT_TYPES:
+    ) -> Uploaded:
+        """Store an upload and queue its ingestion. `document_type` None: taken from the sniffed bytes (a declared
+        one must match them). With `deduplicate`, bytes the tenant uploaded before return that document instead."""
+        if document_type is not None and document_type not in DOCUMENT_TYPES:
             raise InvalidParameter(f"document_type must be one of {', '.join(DOCUMENT_TYPES)}")
         opts = check_options(processing_options)
         meta = dict(metadata or {})
         data = raw if raw is not None else self.resolve_file(document_type, file, content)
         if len(data) > self.max_upload_bytes:
             raise FileTooLarge(f"file is larger than the {self.max_upload_bytes // (1024 * 1024)} MB limit")
-        fmt = check_declared(document_type, data)
+        if document_type is None:
+            fmt = sniff(data)
+            if fmt not in DOCUMENT_TYPE_FOR_FORMAT:
+                raise UnsupportedFormat(
+                    f"cannot ingest {describe(fmt, data)}; send text, HTML, PDF, DOCX, PPTX or a picture"
+                )
+            document_type = DOCUMENT_TYPE_FOR_FORMAT[fmt]
+        else:
+            fmt = check_declared(document_type, data)
         if document_type == "image":
             try:
                 width, height = image_size(data)
@@ -245,7 +303,48 @@ class DocumentService:
                 raise InvalidParameter(
                     f"image is {width}x{height} pixels, above the limit of {self.max_image_pixels} pixels"
                 )
+        name = file_name or (url_file_name(file) if file is not None and URL_SCHEME.match(file.strip()) else None)
+        if name:
+            meta.setdefault("file_name", name)
+            if not meta.get("title") and title_from_file_name(name):
+                meta["title"] = title_from_file_name(name)
         meta.setdefault("source", "upload")
+        content_hash = hashlib.sha256(data).hexdigest()
+        if not deduplicate:
+            return Uploaded(self._store(tenant, document_type, fmt, data, content_hash, meta, opts, wait))
+        with self.locks(f"content:{tenant}:{content_hash}"):  # two concurrent copies here make one document
+            earlier = self._earlier_upload(tenant, content_hash)
+            if earlier is None:
+                return Uploaded(self._store(tenant, document_type, fmt, data, content_hash, meta, opts, wait))
+        if earlier.status != DocumentStatus.FAILED:
+            return Uploaded(earlier, deduplicated=True)
+        # the same file failed before: this upload retries it, with its own options, instead of adding a copy
+        given = {k: v for k, v in (metadata or {}).items() if v is not None}
+        try:
+            again = self.reprocess(tenant, earlier.document_id, opts, metadata=given, wait=wait)
+        except (Conflict, NotFound):  # someone else retried or deleted it a moment ago
+            again = self.docs.get_document(tenant, earlier.document_id) or earlier
+        return Uploaded(again, deduplicated=True, reprocessing=True)
+
+    def _earlier_upload(self, tenant: str, content_hash: str) -> Document | None:
+        """The tenant's earlier document of these bytes that an upload should return: not an archived one (the
+        caller took it out of search; uploading again makes a new, searchable document)."""
+        for doc in self.docs.documents_with_content(tenant, content_hash):
+            if doc.status in (DocumentStatus.PROCESSING, DocumentStatus.COMPLETED, DocumentStatus.FAILED):
+                return doc
+        return None
+
+    def _store(
+        self,
+        tenant: str,
+        document_type: str,
+        fmt: str,
+        data: bytes,
+        content_hash: str,
+        meta: dict[str, Any],
+        opts: dict[str, Any],
+        wait: bool,
+    ) -> Document:
         doc_id = new_id("doc")
         doc = Document(
             document_id=doc_id,
@@ -255,7 +354,7 @@ class DocumentService:
             status="processing",
             file_format=fmt,
             file_size=len(data),
-            content_hash=hashlib.sha256(data).hexdigest(),
+            content_hash=content_hash,
             blob_key=blob_paths.original_key(tenant, doc_id),
             processing_options=opts,
         )
@@ -265,11 +364,55 @@ class DocumentService:
         except BaseException:
             self.blobs.delete_prefix(blob_paths.document_prefix(tenant, doc_id))
             raise
-        if self.runner:
-            self.runner.notify()
-            if wait and self.upload_wait_s > 0:
-                self.runner.wait_idle(lambda: self._settled(tenant, doc_id), self.upload_wait_s)
-        return self.docs.get_document(tenant, doc_id) or doc
+        return self._after_queueing(doc, wait)
+
+    def _after_queueing(self, doc: Document, wait: bool) -> Document:
+        """Wake the workers and, if asked, give a small document time to finish. The document is stored by now:
+        nothing here may raise, or the caller would not learn its id."""
+        try:
+            if self.runner:
+                self.runner.notify()
+                if wait and self.upload_wait_s > 0:
+                    self.runner.wait_idle(lambda: self._settled(doc.tenant, doc.document_id), self.upload_wait_s)
+            return self.docs.get_document(doc.tenant, doc.document_id) or doc
+        except Exception:
+            log.exception("could not read back document %s after queueing it", doc.document_id)
+            return doc
+
+    def reprocess(
+        self,
+        tenant: str,
+        document_id: str,
+        processing_options: dict[str, Any] | None = None,
+        *,
+        metadata: dict[str, Any] | None = None,
+        wait: bool = True,
+    ) -> Document:
+        """Run the document through the pipeline again, with `processing_options` over its current ones. The job
+        starts by removing what the last run produced, and the document is `completed` again only once the new
+        chunks, pictures and vectors are all written. A document being processed is 409."""
+        with self.locks(document_id):
+            doc = self.docs.get_document(tenant, document_id)
+            if doc is None or doc.status == DocumentStatus.DELETING:
+                raise NotFound(f"document {document_id} not found")
+            if doc.status == DocumentStatus.PROCESSING:
+                raise Conflict(
+                    f"document {document_id} is being processed; reprocess it once its status is completed or failed"
+                )
+            opts = check_options({**doc.processing_options, **(processing_options or {})})
+            before = Document(**{**doc.__dict__})
+            doc.processing_options = opts
+            doc.metadata = {**doc.metadata, **(metadata or {})}
+            doc.status, doc.error = DocumentStatus.PROCESSING, None
+            doc.stages, doc.processing_time = {}, None
+            doc.updated_at = utcnow()
+            self.docs.update_document(doc)
+            try:
+                self.docs.enqueue(Job(job_id=new_id("job"), tenant=tenant, document_id=document_id))
+            except BaseException:
+                self.docs.update_document(before)  # not queued: the document stays as it was
+                raise
+        return self._after_queueing(doc, wait)
 
     def _settled(self, tenant: str, doc_id: str) -> bool:
         d = self.docs.get_document(tenant, doc_id)

@@ -151,6 +151,21 @@ class SessionMessage:
 
 
 @dataclass
+class SessionSummary:
+    """One line of a tenant's session list: the session without its messages."""
+
+    session_id: str
+    created_at: str
+    updated_at: str
+    message_count: int
+    first_question: str  # the first user message (stores may keep only its first SESSION_QUESTION_CHARS)
+    title: str = ""  # set by the core: the first question, shortened for a list
+
+
+SESSION_QUESTION_CHARS = 200
+
+
+@dataclass
 class Session:
     session_id: str
     tenant: str

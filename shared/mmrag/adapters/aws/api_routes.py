@@ -31,6 +31,9 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/documents/{document_id}", "DocumentsFunction", "query", "documents_get.json"),
     Route("PUT", "/api/v1/documents/{document_id}/metadata", "DocumentsFunction", "query", "documents_metadata.json"),
     Route("DELETE", "/api/v1/documents/{document_id}", "DocumentsFunction", "query", "documents_delete.json"),
+    Route(
+        "POST", "/api/v1/documents/{document_id}/reprocess", "DocumentsFunction", "upload", "documents_reprocess.json"
+    ),
     Route("GET", "/api/v1/images/{image_id}", "DocumentsFunction", "query", "images_get.json"),
     Route("GET", "/api/v1/images/{image_id}/thumbnail", "DocumentsFunction", "query", "images_thumbnail.json"),
     Route("POST", "/api/v1/search/text", "SearchFunction", "search", "search_text.json"),
@@ -40,6 +43,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/v1/qa/ask", "QaFunction", "qa", "qa_ask.json"),
     Route("POST", "/api/v1/qa/chat", "QaFunction", "qa", "qa_chat.json"),
     Route("POST", "/api/v1/qa/ask-stream", "AskStreamFunction", "qa", "qa_ask_stream.json"),
+    Route("GET", "/api/v1/qa/sessions", "SessionsFunction", "query", "sessions_list.json"),
     Route("GET", "/api/v1/qa/sessions/{session_id}", "SessionsFunction", "query", "sessions_get.json"),
     Route("DELETE", "/api/v1/qa/sessions/{session_id}", "SessionsFunction", "query", "sessions_delete.json"),
 )

@@ -92,6 +92,7 @@ def doc_item(doc: Document) -> Item:
         category=_text(doc.metadata.get("category")),
         tags=[str(x) for x in (tags if isinstance(tags, list | tuple) else [tags])],
         pending_status=doc.status if doc.status in PENDING_STATUSES else None,
+        content_hash=doc.content_hash or None,  # a key of the by_content index: never an empty string
     )
     return item
 

@@ -84,6 +84,21 @@ class DynamoDocumentStore(DynamoJobQueue):
         items = batch_get(self.client, self.tables.documents, [{"pk": i, "sk": DOC} for i in document_ids])
         return {it["pk"]: doc_from_item(it) for it in items if it.get("tenant") == tenant}
 
+    def documents_with_content(self, tenant: str, content_hash: str) -> list[Document]:
+        """The by_content index (eventually consistent: a copy uploaded a moment ago may be missed), then a strongly
+        consistent read of the rows it names."""
+        keys = query_all(
+            self.client,
+            TableName=self.tables.documents,
+            IndexName=t.DOC_GSI_CONTENT,
+            KeyConditionExpression="tenant = :t AND content_hash = :h",
+            ExpressionAttributeValues={":t": to_av(tenant), ":h": to_av(content_hash)},
+        )
+        ids = [k["pk"] for k in keys]
+        found = self.documents_by_id(tenant, ids).values()
+        live = [d for d in found if d.content_hash == content_hash and d.status != "deleting"]
+        return sorted(live, key=lambda d: (d.created_at, d.document_id))
+
     def existing_ids(self, document_ids: Sequence[str]) -> set[str]:
         keys = [{"pk": i, "sk": DOC} for i in document_ids]
         return {it["pk"] for it in batch_get(self.client, self.tables.documents, keys, ["pk"])}

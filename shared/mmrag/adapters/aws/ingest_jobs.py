@@ -19,6 +19,7 @@ that would make that unnecessary.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -87,6 +88,19 @@ class JobSubmittingStore:
                 self._inner.delete_document(doc.tenant, doc.document_id)
             except Exception:  # the row stays 'processing'; the log line above names it
                 log.exception("could not remove document %s after a failed enqueue", doc.document_id)
+            raise ServiceUnavailable(
+                "the document could not be queued for processing; try again", f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    def enqueue(self, job: Job) -> None:
+        """A job for a stored document (reprocess): its row, then the message; the caller undoes its own change."""
+        self._inner.enqueue(job)
+        try:
+            self._on_job(job)
+        except Exception as exc:
+            log.exception("could not queue job %s", job.job_id)
+            with contextlib.suppress(Exception):
+                self._inner.finish_job(job.job_id, "failed", f"not queued: {type(exc).__name__}")
             raise ServiceUnavailable(
                 "the document could not be queued for processing; try again", f"{type(exc).__name__}: {exc}"
             ) from exc

@@ -12,10 +12,14 @@ documents — one table for documents, chunks and images, told apart by the sort
                   content of one document in order.
       by_status   pending_status / updated_at   sparse: set only while a document is 'processing' or 'deleting',
                   so the index holds in-flight documents, not the whole corpus, and has no hot 'completed' key.
+      by_content  tenant / content_hash   doc items only (chunks carry no hash): a tenant's copies of one file,
+                  for the upload's duplicate check.
 jobs — pk job_id. GSIs: by_queue (queue_status / created_at, sparse: only queued and running jobs, which is what
     claim_job and recover_jobs look for) and by_document (document_id) to drop a deleted document's jobs.
 sessions — pk '<len(tenant)>:<tenant>/<session id>' (unambiguous for any tenant or id), sk 'META' or
     'MSG#<seq>'; TTL attribute `expires_at` (epoch seconds) on every item.
+    GSI: by_tenant (tenant / updated_at), sparse: only META items carry `tenant`; projects what the session list
+    shows, so listing a tenant's sessions is one Query.
 api_keys — pk key_hash, so authentication (and seeing a revocation) is one strongly consistent GetItem.
     GSIs: by_key_id (key_id, for revoke) and by_tenant (tenant / created_at).
 
@@ -31,11 +35,14 @@ from typing import Any
 DOC_GSI_TENANT = "by_tenant"
 DOC_GSI_DOCUMENT = "by_document"
 DOC_GSI_STATUS = "by_status"
+DOC_GSI_CONTENT = "by_content"
 JOB_GSI_QUEUE = "by_queue"
 JOB_GSI_DOCUMENT = "by_document"
 KEY_GSI_KEY_ID = "by_key_id"
 KEY_GSI_TENANT = "by_tenant"
 SESSION_TTL_ATTRIBUTE = "expires_at"
+SESSION_GSI_TENANT = "by_tenant"
+SESSION_LIST_ATTRIBUTES = ["session_id", "created_at", "message_count", "first_question", SESSION_TTL_ATTRIBUTE]
 
 # what list_documents needs from every document of a tenant; the rest (metadata JSON, stages ...) stays behind
 LIST_ATTRIBUTES = ["document_type", "category", "tags", "title", "updated_at", "status"]
@@ -95,11 +102,13 @@ SPECS: dict[str, TableSpec] = {
             "seq": "S",
             "pending_status": "S",
             "updated_at": "S",
+            "content_hash": "S",
         },
         gsis={
             DOC_GSI_TENANT: (("tenant", "created_at"), "INCLUDE", tuple(LIST_ATTRIBUTES)),
             DOC_GSI_DOCUMENT: (("document_id", "seq"), "ALL", ()),
             DOC_GSI_STATUS: (("pending_status", "updated_at"), "KEYS_ONLY", ()),
+            DOC_GSI_CONTENT: (("tenant", "content_hash"), "KEYS_ONLY", ()),
         },
     ),
     "jobs": TableSpec(
@@ -112,8 +121,8 @@ SPECS: dict[str, TableSpec] = {
     ),
     "sessions": TableSpec(
         key=("pk", "sk"),
-        attributes={"pk": "S", "sk": "S"},
-        gsis={},
+        attributes={"pk": "S", "sk": "S", "tenant": "S", "updated_at": "S"},
+        gsis={SESSION_GSI_TENANT: (("tenant", "updated_at"), "INCLUDE", tuple(SESSION_LIST_ATTRIBUTES))},
         ttl_attribute=SESSION_TTL_ATTRIBUTE,
     ),
     "api_keys": TableSpec(

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from mmrag.adapters.local.sqlite_db import SqliteDb
-from mmrag.core.models import Session, SessionMessage, utcnow
+from mmrag.core.models import SESSION_QUESTION_CHARS, Session, SessionMessage, SessionSummary, utcnow
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS session_messages (
     timestamp TEXT NOT NULL,
     PRIMARY KEY (tenant, session_id, seq)
 );
+CREATE INDEX IF NOT EXISTS sessions_recent ON sessions(tenant, updated_at);
 """
 
 
@@ -103,3 +104,25 @@ class SqliteSessionStore:
             ).rowcount
             conn.execute("DELETE FROM sessions WHERE tenant = ? AND session_id = ?", (tenant, session_id))
         return n
+
+    def list_sessions(self, tenant: str, *, page: int = 1, page_size: int = 20) -> tuple[int, list[SessionSummary]]:
+        total = self.db.query("SELECT count(*) FROM sessions WHERE tenant = ?", (tenant,))[0][0]
+        rows = self.db.query(
+            "SELECT s.session_id, s.created_at, s.updated_at, "
+            "(SELECT count(*) FROM session_messages m WHERE m.tenant = s.tenant AND m.session_id = s.session_id) "
+            "AS message_count, "
+            "(SELECT substr(m.content, 1, ?) FROM session_messages m WHERE m.tenant = s.tenant "
+            "AND m.session_id = s.session_id AND m.role = 'user' ORDER BY m.seq LIMIT 1) AS first_question "
+            "FROM sessions s WHERE s.tenant = ? ORDER BY s.updated_at DESC, s.session_id DESC LIMIT ? OFFSET ?",
+            (SESSION_QUESTION_CHARS, tenant, page_size, (page - 1) * page_size),
+        )
+        return total, [
+            SessionSummary(
+                session_id=r["session_id"],
+                created_at=r["created_at"],
+                updated_at=r["updated_at"],
+                message_count=r["message_count"],
+                first_question=r["first_question"] or "",
+            )
+            for r in rows
+        ]

@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS documents (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS documents_tenant ON documents(tenant, created_at);
+CREATE INDEX IF NOT EXISTS documents_content ON documents(tenant, content_hash);
 CREATE TABLE IF NOT EXISTS document_tags (
     document_id TEXT NOT NULL REFERENCES documents(document_id) ON DELETE CASCADE,
     tag TEXT NOT NULL,
@@ -229,6 +230,14 @@ class SqliteDocumentStore:
 
     def documents_with_status(self, status: str) -> list[Document]:
         return [_doc_from_row(r) for r in self.db.query("SELECT * FROM documents WHERE status = ?", (status,))]
+
+    def documents_with_content(self, tenant: str, content_hash: str) -> list[Document]:
+        rows = self.db.query(
+            "SELECT * FROM documents WHERE tenant = ? AND content_hash = ? AND status != 'deleting' "
+            "ORDER BY created_at, document_id",
+            (tenant, content_hash),
+        )
+        return [_doc_from_row(r) for r in rows]
 
     def existing_ids(self, document_ids: Sequence[str]) -> set[str]:
         ids = list(dict.fromkeys(document_ids))

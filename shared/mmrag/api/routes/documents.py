@@ -12,8 +12,15 @@ from pydantic import ValidationError
 from mmrag.api import present
 from mmrag.api.deps import Caller, container, full_image_caller, query_caller, thumbnail_caller, upload_caller
 from mmrag.api.envelope import ok
-from mmrag.api.inputs import batch_item, json_body, json_field, validation_message
-from mmrag.api.schemas import BatchUploadRequest, DocumentMetadata, MetadataUpdate, ProcessingOptions, UploadRequest
+from mmrag.api.inputs import batch_item, form_flag, json_body, json_field, validation_message
+from mmrag.api.schemas import (
+    BatchUploadRequest,
+    DocumentMetadata,
+    MetadataUpdate,
+    ProcessingOptions,
+    ReprocessRequest,
+    UploadRequest,
+)
 from mmrag.errors import InvalidParameter
 
 router = APIRouter(prefix="/api/v1", tags=["documents"])
@@ -35,25 +42,40 @@ async def upload(request: Request, caller: Caller = Depends(upload_caller), c=De
             opts = ProcessingOptions(**(json_field(form, "processing_options") or {})).as_dict()
         except ValidationError as exc:
             raise InvalidParameter(validation_message(exc)) from exc
-        document_type = str(form.get("document_type") or "")
-        doc = await _run(c, svc.upload, caller.tenant, document_type, raw=raw, metadata=meta, processing_options=opts)
+        done = await _run(
+            c,
+            svc.submit,
+            caller.tenant,
+            str(form.get("document_type") or "") or None,
+            raw=raw,
+            metadata=meta,
+            processing_options=opts,
+            file_name=str(form.get("file_name") or "") or part.filename or None,
+            deduplicate=not form_flag(form, "allow_duplicate"),
+        )
     else:
         body = await json_body(request, limit)
         try:
             req = UploadRequest.model_validate(body)
         except ValidationError as exc:
             raise InvalidParameter(validation_message(exc)) from exc
-        doc = await _run(
+        done = await _run(
             c,
-            svc.upload,
+            svc.submit,
             caller.tenant,
             req.document_type,
             file=req.file,
             content=req.content,
             metadata=req.metadata.as_dict(),
             processing_options=req.processing_options.as_dict(),
+            file_name=req.file_name,
+            deduplicate=not req.allow_duplicate,
         )
-    return ok(present.upload_result(doc), "文档上传成功")
+    if done.deduplicated:
+        message = "文档已存在，重新处理" if done.reprocessing else "文档已存在，返回已有文档"
+    else:
+        message = "文档上传成功"
+    return ok(present.upload_result(done.document, done.deduplicated, done.reprocessing), message)
 
 
 async def _run(c, fn, *args, **kwargs):
@@ -73,6 +95,23 @@ async def batch_upload(request: Request, caller: Caller = Depends(upload_caller)
     items = [batch_item(raw, req.processing_options.as_dict()) for raw in req.documents]
     outcome = await _run(c, svc.upload_batch, caller.tenant, items)
     return ok(present.batch_outcome(outcome), "批量上传完成")
+
+
+@router.post(
+    "/documents/{document_id}/reprocess",
+    summary="Run a document through the pipeline again (new processing options over its current ones)",
+)
+async def reprocess(
+    document_id: str, request: Request, caller: Caller = Depends(upload_caller), c=Depends(container)
+):
+    empty = request.headers.get("content-length") in (None, "0")  # no body: the current options again
+    body = {} if empty else await json_body(request, 1024 * 1024)
+    try:
+        req = ReprocessRequest.model_validate(body)
+    except ValidationError as exc:
+        raise InvalidParameter(validation_message(exc)) from exc
+    doc = await _run(c, c.documents.reprocess, caller.tenant, document_id, req.processing_options.as_dict())
+    return ok(present.upload_result(doc), "文档重新处理中")
 
 
 @router.get("/documents", summary="List documents with filters, paging and sorting")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
@@ -54,6 +54,17 @@ def chat(body: ChatRequest, request: Request, caller: Caller = Depends(qa_caller
     history = None if body.history is None else [(m.role, m.content, m.images) for m in body.history]
     turn = c.answers.chat(caller.tenant, to_params(body), body.session_id, history, save=body.options.save_session)
     return ok(present.chat_data(request, turn), "问答成功")
+
+
+@router.get("/sessions", summary="The caller's chat sessions, most recently active first, paged")
+def list_sessions(
+    page: int = Query(1, ge=1, le=1_000_000),
+    page_size: int = Query(20, ge=1, le=100),
+    caller: Caller = Depends(query_caller),
+    c=Depends(container),
+):
+    total, sessions = c.answers.list_sessions(caller.tenant, page, page_size)
+    return ok(present.session_list(total, page, page_size, sessions), "查询成功")
 
 
 @router.get("/sessions/{session_id}", summary="A chat session's messages")

@@ -90,6 +90,8 @@ _LINK_LIST_CHARS = 200  # a run of links longer than this is content (a referenc
 def parse(data: bytes, fmt: str, options: ParseOptions) -> ParsedDocument:
     soup = BeautifulSoup(_DECLARATIONS.sub("", _decode_html(data), count=2), "lxml")
     title = clean_title(soup.title.get_text()) if soup.title else None
+    if title is None and soup.h1 is not None:
+        title = clean_title(soup.h1.get_text(" "))
     out = TextBuilder()
     root = _main_content(soup)
     stack: list[tuple[object, bool]] = [(root, False)]
