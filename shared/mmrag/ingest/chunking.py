@@ -10,6 +10,9 @@ from mmrag.text.tokens import is_cjk, sentence_spans, token_spans
 MIN_CHUNK_SIZE = 16
 # How far (in tokens) a cut inside a long sentence may move to land on whitespace instead of inside "don't" or "a.b".
 _MAX_CUT_SHIFT = 16
+# A run of letters longer than this counts as one token per this many characters, so that one endless "word" (a
+# megabyte of "aaaa", base64 pasted as text) is cut into chunks of chunk_size tokens like any other text.
+MAX_TOKEN_CHARS = 64
 
 
 @dataclass
@@ -25,14 +28,14 @@ def chunk_text(text: str, chunk_size: int = 512, overlap: int = 50) -> list[Text
 
     The overlap is made of the previous chunk's trailing whole sentences when they fit in `overlap` tokens, otherwise
     of its trailing tokens. A sentence longer than `chunk_size` is cut between tokens (between words, or between CJK
-    characters).
+    characters); so is a run of letters longer than MAX_TOKEN_CHARS, every MAX_TOKEN_CHARS characters.
     """
     if chunk_size < MIN_CHUNK_SIZE:
         raise ValueError(f"chunk_size must be at least {MIN_CHUNK_SIZE}, got {chunk_size}")
     if not 0 <= overlap < chunk_size:
         raise ValueError(f"overlap must be >= 0 and < chunk_size ({chunk_size}), got {overlap}")
 
-    tokens = token_spans(text)
+    tokens = _bounded(token_spans(text))
     if not tokens:
         return []
     starts = [s for s, _ in tokens]
@@ -52,6 +55,15 @@ def chunk_text(text: str, chunk_size: int = 512, overlap: int = 50) -> list[Text
         prev_units = units[first:end_unit]
         first = end_unit
     return pieces
+
+
+def _bounded(tokens: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    if all(e - s <= MAX_TOKEN_CHARS for s, e in tokens):
+        return tokens
+    out: list[tuple[int, int]] = []
+    for s, e in tokens:
+        out.extend((a, min(a + MAX_TOKEN_CHARS, e)) for a in range(s, e, MAX_TOKEN_CHARS))
+    return out
 
 
 def _units(

@@ -9,6 +9,7 @@ from typing import Any
 
 from mmrag.adapters.local.sqlite_db import SqliteDb
 from mmrag.core.models import ApiKey, Chunk, Document, ImageRecord, Job, utcnow
+from mmrag.errors import InvalidParameter
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -92,6 +93,7 @@ CREATE TABLE IF NOT EXISTS api_keys (
 
 _DOC_JSON = ("metadata", "processing_options", "stages")
 _SORTS = {"created_at": "created_at", "updated_at": "updated_at", "title": "title COLLATE NOCASE"}
+_MAX_SQL_INT = 2**63 - 1  # SQLite integers are signed 64-bit
 
 
 def _doc_from_row(row) -> Document:
@@ -221,10 +223,13 @@ class SqliteDocumentStore:
         sql_where = " AND ".join(where)
         total = self.db.query(f"SELECT count(*) FROM documents d WHERE {sql_where}", params)[0][0]
         direction = "ASC" if order == "asc" else "DESC"
+        offset = (page - 1) * page_size
+        if offset > _MAX_SQL_INT:
+            raise InvalidParameter(f"page {page} is past any list: its offset does not fit in 64 bits")
         rows = self.db.query(
             f"SELECT d.* FROM documents d WHERE {sql_where} ORDER BY {_SORTS[sort_by]} {direction}, "
             f"d.document_id {direction} LIMIT ? OFFSET ?",
-            [*params, page_size, (page - 1) * page_size],
+            [*params, page_size, offset],
         )
         return total, [_doc_from_row(r) for r in rows]
 
