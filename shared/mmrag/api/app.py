@@ -13,6 +13,7 @@ from mmrag import __version__
 from mmrag.api.envelope import ErrorBoundaryMiddleware, install_error_handlers
 from mmrag.api.openapi import install_openapi
 from mmrag.api.openapi_docs import DocsAssetsMiddleware, install_docs
+from mmrag.api.rate_headers import RateLimitHeadersMiddleware
 from mmrag.api.request_body import RequestBodyMiddleware
 from mmrag.api.routes import account, documents, health, qa, search, studio, upload_url
 from mmrag.api.security_headers import SecurityHeadersMiddleware, container_image_origins
@@ -66,6 +67,7 @@ def create_app(container: Any, *, manage_lifecycle: bool = True) -> FastAPI:
     install_error_handlers(app)
 
     app.add_middleware(RequestBodyMiddleware)  # innermost of ours: body limits and strict JSON
+    app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, image_origins=container_image_origins(container))
     app.add_middleware(RequestIdMiddleware)
     docs = install_docs(app)

@@ -92,6 +92,16 @@ def json_field(form, name: str) -> dict | None:
     return parsed
 
 
+def form_flag(form, name: str) -> bool:
+    """A true/false field of a multipart form (absent: false)."""
+    value = str(form.get(name) or "").strip().lower()
+    if value in ("", "false", "0", "no"):
+        return False
+    if value in ("true", "1", "yes"):
+        return True
+    raise InvalidParameter(f"{name} must be true or false")
+
+
 def batch_item(raw: Any, shared_options: dict[str, Any]) -> NewDocument | MMRagError:
     """One entry of a batch upload; a malformed one becomes its error, reported with the others."""
     try:
@@ -99,4 +109,12 @@ def batch_item(raw: Any, shared_options: dict[str, Any]) -> NewDocument | MMRagE
     except ValidationError as exc:
         return InvalidParameter(validation_message(exc))
     own = item.processing_options.as_dict() if item.processing_options else {}
-    return NewDocument(item.document_type, item.file, item.content, item.metadata.as_dict(), {**shared_options, **own})
+    return NewDocument(
+        item.document_type,
+        item.file,
+        item.content,
+        item.metadata.as_dict(),
+        {**shared_options, **own},
+        file_name=item.file_name,
+        allow_duplicate=item.allow_duplicate,
+    )

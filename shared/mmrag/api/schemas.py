@@ -59,24 +59,37 @@ class ProcessingOptions(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
+DUPLICATES = "the same bytes uploaded again by the same tenant return the earlier document unless this is true"
+
+
 class UploadRequest(BaseModel):
-    document_type: str
+    document_type: str | None = Field(None, description="text|image|pdf|mixed; taken from the bytes when left out")
     file: str | None = Field(None, description="base64 of the file, or an http(s) URL the server fetches")
     content: str | None = Field(None, description="raw text, instead of file, for document_type 'text'")
+    file_name: str | None = Field(None, max_length=1000, description="the file's name (the title when none is given)")
+    allow_duplicate: bool = Field(False, description=DUPLICATES)
     metadata: DocumentMetadata = Field(default_factory=DocumentMetadata)
     processing_options: ProcessingOptions = Field(default_factory=ProcessingOptions)
 
 
 class BatchItem(BaseModel):
-    document_type: str
+    document_type: str | None = None
     file: str | None = None
     content: str | None = None
+    file_name: str | None = Field(None, max_length=1000)
+    allow_duplicate: bool = False
     metadata: DocumentMetadata = Field(default_factory=DocumentMetadata)
     processing_options: ProcessingOptions | None = None
 
 
 class BatchUploadRequest(BaseModel):
     documents: list[dict[str, Any]] = Field(..., min_length=1, max_length=100)
+    processing_options: ProcessingOptions = Field(default_factory=ProcessingOptions)
+
+
+class ReprocessRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     processing_options: ProcessingOptions = Field(default_factory=ProcessingOptions)
 
 
