@@ -139,3 +139,41 @@ def test_a_picture_has_one_shape_and_its_page_on_image_multimodal_and_similar(ap
     assert similar["results"]
     for r in similar["results"]:
         assert core(r, "image") == shapes[r["image_id"]] and r["image_id"] != first
+
+
+def test_docx_chunks_say_which_section_and_paragraph_they_are_in(api):
+    import io
+
+    import docx
+
+    document = docx.Document()
+    document.add_heading("Pump manual", 0)
+    document.add_heading("Installation", 1)
+    document.add_paragraph("Bolt the pump to a level concrete floor.")
+    document.add_heading("Maintenance", 1)
+    document.add_paragraph("Intro to the care of the pump.")
+    document.add_paragraph("Replace the shaft seal every spring before the season starts.")
+    buf = io.BytesIO()
+    document.save(buf)
+    category = "docx-" + uuid.uuid4().hex[:8]
+    up = api.ok(
+        api.post(
+            "/documents/upload",
+            json={"document_type": "mixed", "file": b64(buf.getvalue()), "metadata": {"category": category}},
+        )
+    )
+    detail = api.wait(up["document_id"])
+    assert [(c["position"].get("section"), c["position"].get("paragraph")) for c in detail["chunks"]] == [
+        ("Pump manual > Installation", 1),
+        ("Pump manual > Maintenance", 4),
+    ]
+    found = api.ok(
+        api.post("/search/text", json={"query": "shaft seal spring", "top_k": 1, "filters": {"category": category}})
+    )
+    top = found["results"][0]
+    assert top["position"] == {
+        "chunk_index": 1,
+        "page_number": None,
+        "section": "Pump manual > Maintenance",
+        "paragraph": 4,
+    }

@@ -200,6 +200,51 @@ def test_docx_text_tables_and_pictures_in_order() -> None:
     assert parse_document(buf.getvalue(), "docx", extract_images=False).images == []
 
 
+def test_docx_sections_carry_their_heading_path_and_paragraph_numbers() -> None:
+    document = docx.Document()
+    document.add_paragraph("Read this first.")
+    document.add_heading("Pump manual", 0)
+    document.add_heading("Installation", 1)
+    document.add_paragraph("Bolt the pump to the floor.")
+    document.add_paragraph("")  # empty paragraphs are not counted: Word shows nothing there
+    document.add_heading("Electrical", 2)
+    document.add_paragraph("Connect the pump to a 230 V outlet.")
+    table = document.add_table(rows=1, cols=2)
+    table.cell(0, 0).text, table.cell(0, 1).text = "Fuse", "10 A"
+    document.add_heading("Maintenance", 1)
+    outlined = document.add_paragraph("Yearly checks")  # a heading by outline level, not by style
+    outlined.paragraph_format.element.get_or_add_pPr().append(
+        docx.oxml.parse_xml(
+            '<w:outlineLvl xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main" w:val="1"/>'
+        )
+    )
+    document.add_paragraph("Replace the seal every year.")
+    buf = io.BytesIO()
+    document.save(buf)
+
+    pages = parse_document(buf.getvalue(), "docx").pages
+    assert [(p.number, p.section) for p in pages] == [
+        (None, None),
+        (None, "Pump manual > Installation"),
+        (None, "Pump manual > Installation > Electrical"),
+        (None, "Pump manual > Maintenance > Yearly checks"),
+    ]
+    assert pages[1].text == "Pump manual\n\nInstallation\n\nBolt the pump to the floor."
+    numbered = [(p.text[offset:].split("\n\n")[0], n) for p in pages for offset, n in p.paragraphs]
+    assert numbered == [
+        ("Read this first.", 1),
+        ("Pump manual", 2),
+        ("Installation", 3),
+        ("Bolt the pump to the floor.", 4),
+        ("Electrical", 5),
+        ("Connect the pump to a 230 V outlet.", 6),
+        ("Fuse | 10 A", 7),
+        ("Maintenance", 8),
+        ("Yearly checks", 9),
+        ("Replace the seal every year.", 10),
+    ]
+
+
 def test_corrupt_docx() -> None:
     buf = io.BytesIO()
     docx.Document().save(buf)

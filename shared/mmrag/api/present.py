@@ -165,6 +165,7 @@ def document_detail(request: Request, doc: Document, chunks: list[Chunk], images
                     "chunk_index": c.chunk_index,
                     "token_count": c.token_count,
                     "page_number": c.page_number,
+                    "position": chunk_position(c),
                     "source": c.source,
                     "image_id": c.image_id,
                 }
@@ -216,6 +217,17 @@ def search_extra(outcome: SearchOutcome, started: float) -> dict[str, Any]:
     return out
 
 
+def chunk_position(ch: Chunk) -> dict[str, Any]:
+    """Where a chunk is: its index and page, and in documents with headings (DOCX) its heading path (`section`) and
+    the number of the paragraph it starts in (`paragraph`, 1-based)."""
+    out: dict[str, Any] = {"chunk_index": ch.chunk_index, "page_number": ch.page_number}
+    if ch.section is not None:
+        out["section"] = ch.section
+    if ch.paragraph is not None:
+        out["paragraph"] = ch.paragraph
+    return out
+
+
 def result_core(request: Request | None, r: Scored) -> dict[str, Any]:
     """The fields every search endpoint gives a chunk or a picture, under the same names (endpoints add their own):
     item_id, item_type, document_id, chunk_id | image_id, similarity_score, scores (components), page_number,
@@ -234,7 +246,7 @@ def result_core(request: Request | None, r: Scored) -> dict[str, Any]:
             chunk_id=ch.chunk_id,
             document_id=ch.document_id,
             page_number=ch.page_number,
-            position={"chunk_index": ch.chunk_index, "page_number": ch.page_number},
+            position=chunk_position(ch),
             source=ch.source,
         )
         if ch.image_id:
@@ -262,7 +274,7 @@ def text_result(r: Scored, query: str, include_content: bool, include_metadata: 
         "document_id": ch.document_id,
         "similarity_score": _r(r.score),
         "scores": {k: _r(v) for k, v in r.scores.items()},
-        "position": {"chunk_index": ch.chunk_index, "page_number": ch.page_number},
+        "position": chunk_position(ch),
         "source": ch.source,
     }
     if r.rerank_score is not None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import re
 import time
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +27,7 @@ from mmrag.core.ports import BlobStore, ClipEmbedder, DocumentStore, OcrEngine, 
 from mmrag.errors import ModelUnavailable, ProcessingError, ServiceUnavailable
 from mmrag.ingest.chunking import chunk_text
 from mmrag.ingest.images import open_image, thumbnail_png, to_png
-from mmrag.ingest.parsers import parse_document  # loads a format's library only to parse that format
+from mmrag.ingest.parsers import ParsedPage, parse_document  # loads a format's library only to parse that format
 from mmrag.text.tokens import split_sentences
 
 log = logging.getLogger(__name__)
@@ -328,8 +330,11 @@ class IngestionPipeline:
             size, overlap = int(opts["chunk_size"]), int(opts["overlap"])
             chunks: list[Chunk] = []
 
-            def add(text: str, page: int | None, source: str, image_id: str | None) -> None:
+            def add(
+                text: str, page: int | None, source: str, image_id: str | None, at: ParsedPage | None = None
+            ) -> None:
                 for piece in chunk_text(text, size, overlap):
+                    section, paragraph = _position(at, piece.start)
                     chunks.append(
                         Chunk(
                             chunk_id=new_id("chunk"),
@@ -342,13 +347,15 @@ class IngestionPipeline:
                             image_id=image_id,
                             char_start=piece.start,
                             char_end=piece.end,
+                            section=section,
+                            paragraph=paragraph,
                         )
                     )
 
             scanned_images = {image_id for _, image_id in scan_text.values()}
             for page in parsed.pages:
                 if page.text.strip():
-                    add(page.text, page.number, "text", None)
+                    add(page.text, page.number, "text", None, page)
                 if page.number is not None and page.number in scan_text:
                     text, image_id = scan_text[page.number]
                     add(text, page.number, "ocr", image_id)
@@ -406,6 +413,14 @@ class IngestionPipeline:
 
 
 EMBED_SLICE = 64
+
+
+def _position(page: ParsedPage | None, offset: int) -> tuple[str | None, int | None]:
+    """The heading path and the paragraph number at `offset` of a page's text (DOCX sections; None elsewhere)."""
+    if page is None:
+        return None, None
+    i = bisect_right(page.paragraphs, (offset, math.inf)) - 1
+    return page.section, page.paragraphs[i][1] if i >= 0 else None
 
 
 def _caption(ocr_text: str, rec: ImageRecord) -> str:

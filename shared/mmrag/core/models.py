@@ -54,6 +54,8 @@ class Chunk:
     image_id: str | None = None
     char_start: int = 0
     char_end: int = 0
+    section: str | None = None  # heading path where the chunk sits ("Setup > Network"), for DOCX
+    paragraph: int | None = None  # 1-based paragraph of the document where the chunk starts, for DOCX
 
 
 @dataclass

@@ -54,7 +54,9 @@ CREATE TABLE IF NOT EXISTS chunks (
     source TEXT NOT NULL,
     image_id TEXT,
     char_start INTEGER,
-    char_end INTEGER
+    char_end INTEGER,
+    section TEXT,
+    paragraph INTEGER
 );
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id, chunk_index);
 CREATE TABLE IF NOT EXISTS images (
@@ -118,6 +120,15 @@ def _image_from_row(row) -> ImageRecord:
 class SqliteDocumentStore:
     def __init__(self, path: Path):
         self.db = SqliteDb(path, SCHEMA)
+        self._add_missing_columns("chunks", {"section": "TEXT", "paragraph": "INTEGER"})
+
+    def _add_missing_columns(self, table: str, columns: dict[str, str]) -> None:
+        """Data dirs made before a column existed get it (NULL in old rows) when they are opened."""
+        with self.db.tx() as conn:
+            have = {row["name"] for row in conn.execute(f"PRAGMA table_info({table})")}
+            for name, kind in columns.items():
+                if name not in have:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     # ------------------------------------------------------------------ documents
     def _write_doc(self, conn, doc: Document, insert: bool) -> None:
@@ -267,7 +278,7 @@ class SqliteDocumentStore:
             conn.execute("DELETE FROM images WHERE document_id = ?", (document_id,))
             conn.executemany(
                 "INSERT INTO chunks (chunk_id, document_id, chunk_index, content, token_count, page_number, source, "
-                "image_id, char_start, char_end) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "image_id, char_start, char_end, section, paragraph) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 [
                     (
                         c.chunk_id,
@@ -280,6 +291,8 @@ class SqliteDocumentStore:
                         c.image_id,
                         c.char_start,
                         c.char_end,
+                        c.section,
+                        c.paragraph,
                     )
                     for c in chunks
                 ],

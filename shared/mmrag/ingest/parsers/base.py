@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mmrag.errors import ProcessingError
 from mmrag.ingest.images import image_size, open_image, to_png
@@ -37,6 +37,8 @@ class ParsedPage:
     number: int | None  # 1-based page (PDF) or slide (PPTX); None for unpaged sources (text, HTML, DOCX, image)
     text: str  # normalize_page_text'ed text layer
     scan: bytes | None = None  # PNG of the rendered page when the page has no usable text layer and OCR is wanted
+    section: str | None = None  # heading path of a section page ("Setup > Network"), for formats with headings (DOCX)
+    paragraphs: list[tuple[int, int]] = field(default_factory=list)  # (offset in text, 1-based paragraph number)
 
 
 @dataclass
