@@ -321,7 +321,7 @@ class DocumentService:
         # the same file failed before: this upload retries it, with its own options, instead of adding a copy
         given = {k: v for k, v in (metadata or {}).items() if v is not None}
         try:
-            again = self.reprocess(tenant, earlier.document_id, opts, metadata=given, wait=wait)
+            again = self.reprocess(tenant, earlier.document_id, processing_options, metadata=given, wait=wait)
         except (Conflict, NotFound):  # someone else retried or deleted it a moment ago
             again = self.docs.get_document(tenant, earlier.document_id) or earlier
         return Uploaded(again, deduplicated=True, reprocessing=True)
