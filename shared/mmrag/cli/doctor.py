@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,9 +132,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     settings = Settings(data_dir=data_dir)
     if settings.model_dir and not Path(settings.model_dir).is_dir():
         report.fail("MMRAG_MODEL_DIR", f"{settings.model_dir} is not a folder", "point it at the models' folder")
-    source = ModelSource(settings.model_dir, data_dir / "models", threads=1, settings_of=model_settings(settings))
-    for m in configured_models(settings):
-        check_model(report, source, m)
+    with tempfile.TemporaryDirectory(prefix="mmrag-doctor-") as scratch:
+        # fastembed creates its cache folder: a data dir that does not exist yet is not made by looking at it
+        cache = data_dir / "models" if data_dir.is_dir() else Path(scratch)
+        source = ModelSource(settings.model_dir, cache, threads=1, settings_of=model_settings(settings))
+        for m in configured_models(settings):
+            check_model(report, source, m)
     check_ocr(report)
     check_answers(report, settings)
     check_keys(report, settings, data_dir)

@@ -139,7 +139,9 @@ class ModelSource:
     def problem(self, name: str) -> str | None:
         """Why the last attempt to load `name` failed (with the fix), while that is remembered."""
         failure = self._failures.get(name)
-        return failure.error.detail if failure else None
+        if failure is None or self.fingerprint(name) != failure.fingerprint:
+            return None  # not known any more: the next use tries again
+        return failure.error.detail
 
     def fingerprint(self, name: str) -> tuple[Any, ...]:
         """What a user changes to fix a missing model: its folder appearing, downloads switched on."""
@@ -388,7 +390,7 @@ class FastEmbedTextEmbedder:
 
 
 def _model_health(source: ModelSource, name: str, state: str) -> dict[str, Any]:
-    out = {"model": name, "state": state}
+    out = {"model": name, "state": "not loaded" if state == "error" else state}  # error only while it holds
     problem = source.problem(name)
     if problem and state != "loaded":
         out.update({"state": "error", "error": problem})
