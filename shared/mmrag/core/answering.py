@@ -174,6 +174,10 @@ class GeneratorRegistry:
         """Each provider, in the order tried, with its models and those of them that read pictures."""
         return [(g.provider, g.models(), [m for m in g.models() if g.supports_images(m)]) for g in self.generators]
 
+    def offered(self) -> list[tuple[str, list[str], list[str]]]:
+        """Each provider, in the order tried, with its models and those of them that read pictures."""
+        return [(g.provider, g.models(), [m for m in g.models() if g.supports_images(m)]) for g in self.generators]
+
     def resolve(self, model: str | None) -> tuple[Generator, str]:
         wanted = model or self.default_model
         for g in self.generators:

@@ -6,72 +6,34 @@ import { h, clear, errorBox, fileToBase64, highlighted, picturePicker, thumb, ti
 import { percent, t } from "../i18n.js";
 
 const TYPES = ["text", "image", "pdf", "mixed"];
-const SCORE_ORDER = ["lexical", "dense", "clip", "image", "text", "rerank", "fused"];
+const SCORE_ORDER = ["lexical", "dense", "clip", "clip_text", "image", "text", "rerank", "fused"];
 
-// The API's four result shapes as one: what a result card needs.
-function normalise(r, kind) {
+// What a result card needs, from the one result shape of the four search endpoints (item_id, item_type,
+// chunk_id | image_id, page_number, component scores; pictures with image_url, thumbnail_url, caption).
+function normalise(r) {
   const meta = r.metadata || {};
-  if (kind === "text") {
-    return {
-      id: r.chunk_id,
-      document_id: r.document_id,
-      title: meta.title,
-      page: r.position?.page_number,
-      chunk_id: r.chunk_id,
-      image_id: r.image_id || null,
-      highlight: r.highlight?.content,
-      text: r.content,
-      images: [],
-      score: r.rerank_score ?? r.similarity_score,
-      scores: { ...(r.scores || {}), ...(r.rerank_score != null ? { rerank: r.rerank_score } : {}) },
-      similar: ["chunk", r.chunk_id],
-    };
-  }
-  if (kind === "image") {
-    return {
-      id: r.image_id,
-      document_id: r.document_id,
-      title: meta.title,
-      page: meta.page_number,
-      image_id: r.image_id,
-      text: r.caption,
-      images: [r],
-      score: r.similarity_score,
-      scores: r.scores || {},
-      similar: ["image", r.image_id],
-    };
-  }
-  if (kind === "multimodal") {
-    const s = r.scores || {};
-    const isImage = r.result_type === "image";
-    return {
-      id: r.result_id,
-      document_id: r.document_id,
-      title: meta.title,
-      page: r.position?.page_number ?? meta.page_number,
-      chunk_id: isImage ? null : r.result_id,
-      image_id: isImage ? r.result_id : r.content?.images?.[0]?.image_id,
-      text: r.content?.text,
-      images: r.content?.images || [],
-      score: s.rerank_score ?? s.combined_score,
-      scores: { ...(s.components || {}), ...(s.rerank_score != null ? { rerank: s.rerank_score } : {}) },
-      similar: [isImage ? "image" : "chunk", r.result_id],
-    };
-  }
-  // similar
-  const isImage = r.item_type === "image";
+  const type = r.item_type || r.result_type;
+  const isImage = type === "image";
+  const s = r.scores || {};
+  const components = { ...(s.components || s) };
+  for (const k of ["text_similarity", "image_similarity", "combined_score", "rerank_score"]) delete components[k];
+  const rerank = r.rerank_score ?? s.rerank_score ?? components.rerank;
+  if (rerank != null) components.rerank = rerank;
+  const images = r.content?.images?.length ? r.content.images : r.thumbnail_url || r.image_url ? [r] : [];
+  const id = r.item_id || r.result_id || r.chunk_id || r.image_id;
   return {
-    id: r.item_id,
-    document_id: r.document_id,
+    id,
+    document_id: r.document_id || meta.document_id,
     title: meta.title,
-    page: meta.page_number,
-    chunk_id: r.item_type === "chunk" ? r.item_id : null,
-    image_id: isImage ? r.item_id : null,
-    text: r.content,
-    images: r.thumbnail_url ? [r] : [],
-    score: r.similarity_score,
-    scores: {},
-    similar: [r.item_type === "document" ? "document" : isImage ? "image" : "chunk", r.item_type === "document" ? r.document_id : r.item_id],
+    page: r.page_number ?? r.position?.page_number ?? meta.page_number,
+    chunk_id: isImage ? null : r.chunk_id || (type === "chunk" ? id : null),
+    image_id: r.image_id || (isImage ? id : null),
+    highlight: r.highlight?.content,
+    text: typeof r.content === "string" ? r.content : r.content?.text || r.caption,
+    images,
+    score: rerank ?? r.similarity_score ?? s.combined_score,
+    scores: components,
+    similar: type === "document" ? ["document", r.document_id] : [isImage ? "image" : "chunk", id],
   };
 }
 
@@ -226,8 +188,8 @@ export async function render(main, { params }) {
   async function run(label, fn) {
     clear(results, h("p", { class: "status" }, t("common.loading")));
     try {
-      const [data, kind] = await fn();
-      const list = (data.results || []).map((r) => normalise(r, kind));
+      const data = await fn();
+      const list = (data.results || []).map(normalise);
       clear(
         results,
         label ? h("h2", {}, label) : null,
@@ -250,14 +212,14 @@ export async function render(main, { params }) {
     }
     const f = filters();
     if (m === "text" && target.value === "text") {
-      return run(null, async () => [await api.post("search/text", { query: text, top_k: k, filters: f, search_options: { rerank: rerank.checked } }), "text"]);
+      return run(null, () => api.post("search/text", { query: text, top_k: k, filters: f, search_options: { rerank: rerank.checked } }));
     }
     if (m === "text") {
-      return run(null, async () => [await api.post("search/image", { query_type: "text", query_text: text, top_k: k, filters: f }), "image"]);
+      return run(null, () => api.post("search/image", { query_type: "text", query_text: text, top_k: k, filters: f }));
     }
     const image = queryFile ? await fileToBase64(queryFile) : null;
     if (m === "image") {
-      return run(null, async () => [await api.post("search/image", { query_type: "image", query_image: image, top_k: k, filters: f }), "image"]);
+      return run(null, () => api.post("search/image", { query_type: "image", query_image: image, top_k: k, filters: f }));
     }
     const w = Number(weight.value) / 100;
     const body = {
@@ -268,14 +230,14 @@ export async function render(main, { params }) {
       modality_weights: { text: w, image: Math.round((1 - w) * 100) / 100 },
       search_options: { fusion_strategy: fusion.value, rerank: rerank.checked },
     };
-    return run(null, async () => [await api.post("search/multimodal", body), "multimodal"]);
+    return run(null, () => api.post("search/multimodal", body));
   }
 
   const similar = params.get("similar");
   if (similar) {
     const [kind, ...rest] = similar.split(":");
     const id = rest.join(":");
-    run(t("search.similar.to", { what: id }), async () => [await api.post("search/similar", { reference_type: kind, reference_id: id, top_k: 10 }), "similar"]);
+    run(t("search.similar.to", { what: id }), () => api.post("search/similar", { reference_type: kind, reference_id: id, top_k: 10 }));
   } else if (params.get("q")) {
     query.value = params.get("q");
     form.requestSubmit();

@@ -214,7 +214,7 @@ export async function render(main) {
     const show = (d) => {
       if (d.status === "processing") row.set("processing", [progressLine(d.processing?.progress)]);
       else if (d.status === "failed") row.set("failed", [d.error?.message || d.error || "", " ", open()]);
-      else row.set(d.status, [`${d.chunks_count ?? 0} / ${d.images_count ?? 0} `, open()]);
+      else row.set(d.status, [t("up.counts", { c: d.chunks_count ?? 0, p: d.images_count ?? 0 }), " ", open()]);
     };
     show(result);
     if (result.status !== "processing") return;
