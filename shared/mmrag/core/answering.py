@@ -174,10 +174,6 @@ class GeneratorRegistry:
         """Each provider, in the order tried, with its models and those of them that read pictures."""
         return [(g.provider, g.models(), [m for m in g.models() if g.supports_images(m)]) for g in self.generators]
 
-    def offered(self) -> list[tuple[str, list[str], list[str]]]:
-        """Each provider, in the order tried, with its models and those of them that read pictures."""
-        return [(g.provider, g.models(), [m for m in g.models() if g.supports_images(m)]) for g in self.generators]
-
     def resolve(self, model: str | None) -> tuple[Generator, str]:
         wanted = model or self.default_model
         for g in self.generators:
@@ -566,17 +562,6 @@ def follow_up_suggestions(prep: Prepared, cited_ids: list[str], limit: int = 3) 
     return follow_up_questions(
         prep.params.question, prep.language, [(s.content, s.source_id in cited_ids) for s in by_relevance], limit
     )
-
-
-__all__ = [
-    "Answer",
-    "AnswerService",
-    "AskParams",
-    "GeneratorRegistry",
-    "HistoryTurn",
-    "follow_up_suggestions",
-    "replace",
-]
 
 
 __all__ = [
