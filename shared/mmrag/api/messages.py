@@ -24,6 +24,7 @@ SUCCESS_EN = {
     "会话删除成功": "Session deleted",
     "上传地址已生成": "Upload URL created",
     "服务正常": "Service is healthy",
+    "服务启动中：正在加载模型": "Starting: loading the models",
     "部分组件异常": "Some components are unhealthy",
 }
 

@@ -184,6 +184,7 @@ class LocalContainer:
         }
         states = [models["text"]["state"], models["clip"]["image_state"], models["clip"]["text_state"]]
         models["status"] = "error" if "error" in states else ("ok" if all(s == "loaded" for s in states) else "loading")
+        models["warming_up"] = self._warm is not None and self._warm.is_alive()  # loading the models at start-up
         rerank_problem = self.model_source.problem(self.rerankers.default)
         if rerank_problem:
             models["rerank"]["error"] = rerank_problem

@@ -33,13 +33,20 @@ def problems(components: dict[str, Any]) -> list[str]:
     return out
 
 
-@router.get("/health", summary="Component status (store, blobs, index, models, OCR); needs no API key")
+@router.get(
+    "/health",
+    summary="Component status (store, blobs, index, models, OCR); needs no API key. "
+    "status: ok, starting (models still loading at start-up: requests work but the first ones wait), degraded",
+)
 def health(c=Depends(container)):
     components = c.health()
     issues = problems(components)
     bad = [name for name, comp in components.items() if comp.get("status") == "error"]
-    status = "degraded" if bad or issues else "ok"
+    starting = bool((components.get("models") or {}).get("warming_up"))
+    status = "degraded" if bad or issues else ("starting" if starting else "ok")
     body = {"status": status, "version": __version__, "backend": c.backend, "components": components}
     if issues:
         body["problems"] = issues
+    if status == "starting":
+        return ok(body, "服务启动中：正在加载模型")
     return ok(body, "服务正常" if status == "ok" else "部分组件异常: " + "; ".join(issues)[:300])
