@@ -137,6 +137,37 @@ def test_health(sandbox):
     assert data["components"]["index"]["backend"] == "opensearch"
 
 
+def test_studio_files_and_me(sandbox):
+    """The studio web app is served through the same API (no key; its CSP lets pictures come from S3); GET /me
+    names the authorizer's tenant and the answer models."""
+
+    def text_of(response: dict[str, Any]) -> str:
+        body = response.get("body") or ""
+        return base64.b64decode(body).decode() if response.get("isBase64Encoded") else body
+
+    def header(response: dict[str, Any], name: str) -> str:
+        headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+        multi = {k.lower(): v for k, v in (response.get("multiValueHeaders") or {}).items()}
+        return headers.get(name) or (multi.get(name) or [""])[0]
+
+    page = sandbox.invoke("DocumentsFunction", event("studio_index.json"))
+    assert page["statusCode"] == 200 and '<script type="module" src="studio/js/main.js">' in text_of(page)
+    assert header(page, "content-type").startswith("text/html")
+    csp = header(page, "content-security-policy")
+    assert "script-src 'self'" in csp and "connect-src 'self' https://*.amazonaws.com" in csp
+    script = sandbox.invoke("DocumentsFunction", event("studio_file.json"))
+    assert script["statusCode"] == 200 and "signInScreen" in text_of(script)
+    missing = copy.deepcopy(event("studio_file.json"))
+    missing["pathParameters"] = {"file_path": "../../errors.py"}
+    missing["path"] = "/studio/../../errors.py"
+    assert sandbox.invoke("DocumentsFunction", missing)["statusCode"] == 404
+
+    status, body = call(sandbox, "QaFunction", event("me.json"))
+    assert status == 200, body
+    assert body["data"]["tenant"] == event("me.json")["requestContext"]["authorizer"]["tenant"]
+    assert "extractive" in [m for p in body["data"]["answer"]["providers"] for m in p["models"]]
+
+
 def test_upload_then_ingest_then_get_list_and_search(sandbox):
     status, body = call(sandbox, "DocumentsFunction", event("documents_upload.json"))
     assert status == 200, body

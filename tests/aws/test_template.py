@@ -130,9 +130,14 @@ def app_routes() -> dict[tuple[str, str], Any]:
     for route in iter_routes(app.routes):
         if route.path in DOC_PATHS:
             continue
+        path = re.sub(r"\{(\w+):path\}", r"{\1+}", route.path)  # FastAPI's {x:path} is API Gateway's {x+}
         for method in route.methods - {"HEAD", "OPTIONS"}:
-            out[(method, route.path)] = route
+            out[(method, path)] = route
     return out
+
+
+# the studio web app's static files: served on both platforms, not part of the API's schema, no key
+STUDIO_ROUTES = {("GET", "/"), ("GET", "/studio/{file_path+}")}
 
 
 def test_template_routes_are_the_apps_routes(resources):
@@ -144,7 +149,7 @@ def test_template_routes_are_the_apps_routes(resources):
     from mmrag.lambda_handlers.api import fastapi_app
 
     schema = fastapi_app(object()).openapi()["paths"]
-    assert {(m.upper(), p) for p, ops in schema.items() for m in ops} == set(in_app)  # what the app serves
+    assert {(m.upper(), p) for p, ops in schema.items() for m in ops} == set(in_app) - STUDIO_ROUTES
     assert {(r.method, r.path) for r in ROUTES} == set(in_app)
     for r in ROUTES:
         assert in_template[(r.method, r.path)][0] == r.function, r
@@ -183,10 +188,10 @@ def test_auth_and_streaming_configuration(resources):
     assert set(identity["Context"]) == {"resourcePath", "httpMethod"}  # cache per key and route (its class)
     assert "ReauthorizeEvery" in identity
     routes = template_routes(resources)
-    health = routes[("GET", "/api/v1/health")][1]
-    assert health["Auth"] == {"Authorizer": "NONE", "ApiKeyRequired": False}
+    for open_route in {("GET", "/api/v1/health")} | STUDIO_ROUTES:
+        assert routes[open_route][1]["Auth"] == {"Authorizer": "NONE", "ApiKeyRequired": False}, open_route
     for key, (_, props) in routes.items():
-        if key != ("GET", "/api/v1/health"):
+        if key != ("GET", "/api/v1/health") and key not in STUDIO_ROUTES:
             assert "Auth" not in props, f"{key} must use the default authorizer and API key"
     stream = routes[("POST", "/api/v1/qa/ask-stream")]
     assert stream[0] == "AskStreamFunction" and stream[1]["ResponseTransferMode"] == "RESPONSE_STREAM"

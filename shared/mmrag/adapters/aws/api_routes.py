@@ -3,7 +3,7 @@
 One table, three readers: the authorizer (rate-limit class -> usage-plan key), the template test (the template's API
 events and the app's routes must both equal this table) and mmrag_dev's sandbox (which event file shows each route).
 The classes are the contract's (section 6) and the ones mmrag.api.deps assigns: upload, query, search, qa; the
-health check has none (no key needed).
+health check and the studio's static files have none (no key needed).
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ class Route:
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/health", "DocumentsFunction", None, "health.json"),
+    # the studio web app (mmrag/studio): static files, no key (the app asks for one and sends it to the API)
+    Route("GET", "/", "DocumentsFunction", None, "studio_index.json"),
+    Route("GET", "/studio/{file_path+}", "DocumentsFunction", None, "studio_file.json"),
     Route("POST", "/api/v1/documents/upload", "DocumentsFunction", "upload", "documents_upload.json"),
     Route("POST", "/api/v1/documents/batch-upload", "DocumentsFunction", "upload", "documents_batch_upload.json"),
     Route("POST", "/api/v1/documents/upload-url", "DocumentsFunction", "upload", "documents_upload_url.json"),
@@ -40,6 +43,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/v1/search/image", "SearchFunction", "search", "search_image.json"),
     Route("POST", "/api/v1/search/multimodal", "SearchFunction", "search", "search_multimodal.json"),
     Route("POST", "/api/v1/search/similar", "SearchFunction", "search", "search_similar.json"),
+    Route("GET", "/api/v1/me", "QaFunction", "query", "me.json"),  # the answer providers live here
     Route("POST", "/api/v1/qa/ask", "QaFunction", "qa", "qa_ask.json"),
     Route("POST", "/api/v1/qa/chat", "QaFunction", "qa", "qa_chat.json"),
     Route("POST", "/api/v1/qa/ask-stream", "AskStreamFunction", "qa", "qa_ask_stream.json"),
