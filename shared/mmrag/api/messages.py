@@ -39,6 +39,7 @@ ERRORS = {
     "RATE_LIMIT_EXCEEDED": {"zh": "请求频率超限", "en": "Rate limit exceeded"},
     "FILE_TOO_LARGE": {"zh": "文件过大", "en": "File too large"},
     "UNSUPPORTED_FORMAT": {"zh": "不支持的文件格式", "en": "Unsupported format"},
+    "CONFLICT": {"zh": "资源状态冲突", "en": "Conflict with the resource's state"},
 }
 
 
