@@ -28,6 +28,14 @@ pytestmark = [
 ]
 
 
+# visible inputs, selects, textareas and buttons that a screen reader could not name
+UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea, button')].filter(el => {
+    if (el.type === 'hidden' || el.closest('[hidden]')) return false;
+    if (el.tagName === 'BUTTON') return !(el.innerText.trim() || el.getAttribute('aria-label'));
+    return !(el.labels && el.labels.length) && !el.getAttribute('aria-label');
+}).map(el => el.outerHTML.slice(0, 120))"""
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory) -> Iterator[LiveServer]:
     with LiveServer(settings_for(tmp_path_factory.mktemp("studio-data"))) as server:
@@ -64,6 +72,8 @@ class Studio:
             self.page.goto(self.base + hash_)
 
     def shot(self, name: str, full_page: bool = True) -> None:
+        """A screenshot of the screen, after checking that every visible control has a label."""
+        assert self.page.evaluate(UNLABELLED) == [], f"controls without a label on {name}"
         if full_page:  # the sticky header would be drawn where the page was scrolled to
             self.page.evaluate("window.scrollTo(0, 0)")
         self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
@@ -87,7 +97,7 @@ def studio(browser, live) -> Iterator[Studio]:
 def sign_in(studio: Studio, key: str) -> None:
     studio.go("")
     studio.page.fill("#key", key)
-    studio.page.click("form.signin button[type=submit]")
+    studio.page.press("#key", "Enter")  # the keyboard is enough
 
 
 def test_app_is_served_with_security_headers(live):
@@ -252,6 +262,23 @@ def test_chat_two_turns_and_resume(studio):
     assert studio.page.locator(".thread .answer").count() == 2
 
 
+def test_edit_metadata_then_filter_the_library(studio):
+    studio.go("#/library")
+    row = studio.page.locator("table.docs tbody tr", has_text="valve-manual.pdf")
+    row.get_by_role("button", name=re.compile("^Edit")).click()
+    studio.page.fill("#m-title", "Valve manual")
+    studio.page.fill("#m-category", "manuals")
+    studio.page.fill("#m-tags", "ops, valves")
+    studio.page.get_by_role("button", name="Save").click()
+    studio.page.locator("table.docs tbody tr", has_text="Valve manual").wait_for()
+    studio.page.fill("#f-category", "manuals")
+    studio.page.press("#f-category", "Enter")
+    studio.page.wait_for_url(re.compile(r"category=manuals"))
+    studio.page.wait_for_function("() => document.querySelectorAll('table.docs tbody tr').length === 1")
+    assert "valves" in studio.page.inner_text("table.docs tbody tr")
+    studio.shot("11-library-filtered")
+
+
 def test_delete_a_document(studio, live):
     studio.go("#/library")
     row = studio.page.locator("table.docs tbody tr", has_text="radiator.png")
@@ -261,7 +288,7 @@ def test_delete_a_document(studio, live):
     studio.page.wait_for_function("() => document.querySelectorAll('table.docs tbody tr').length === 1")
     r = requests.get(f"{live.url}/api/v1/documents/{doc_id}", headers={"Authorization": f"Bearer {KEY_A}"}, timeout=10)
     assert r.status_code == 404
-    studio.shot("11-library-after-delete")
+    studio.shot("12-library-after-delete")
 
 
 def test_phone_width_and_chinese(studio):
@@ -270,10 +297,10 @@ def test_phone_width_and_chinese(studio):
     studio.page.select_option("#lang", "zh")
     studio.page.locator("h1", has_text="文档库").wait_for()
     assert studio.page.evaluate("document.documentElement.scrollWidth") <= 390
-    studio.shot("12-phone-library-zh")
+    studio.shot("13-phone-library-zh")
     search(studio, "relief valve")
     assert studio.page.evaluate("document.documentElement.scrollWidth") <= 390
-    studio.shot("13-phone-search-zh")
+    studio.shot("14-phone-search-zh")
     studio.page.select_option("#lang", "en")
     studio.page.set_viewport_size({"width": 1280, "height": 900})
 

@@ -123,7 +123,7 @@ export async function render(main, { args, params }) {
         " ",
         h("a", { href: `#/search?similar=document:${encodeURIComponent(id)}`, class: "more" }, t("doc.more")),
         " ",
-        d.status === "failed" ? reprocess : null,
+        d.status === "failed" || d.status === "completed" ? reprocess : null,
       ),
       err ? h("p", { class: "error", role: "alert" }, t("doc.error", { message: err })) : null,
       d.summary ? h("section", { class: "card" }, h("h2", {}, t("doc.summary")), h("p", {}, d.summary)) : null,

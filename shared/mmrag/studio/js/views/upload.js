@@ -146,8 +146,7 @@ export async function render(main) {
 
   async function queueFile(file) {
     const row = item(file.name);
-    const type = documentTypeFor(file.name, file.type);
-    if (!type) return row.set("failed", t("up.unsupported"));
+    const type = documentTypeFor(file.name, file.type); // null: the server tells the type from the bytes
     const { metadata, processing_options } = options();
     metadata.title = metadata.title || file.name;
     const bar = h("progress", { max: 100, value: 0, "aria-label": file.name });
@@ -158,7 +157,7 @@ export async function render(main) {
       }
       const form = new FormData();
       form.append("file", file, file.name);
-      form.append("document_type", type);
+      if (type) form.append("document_type", type);
       form.append("metadata", JSON.stringify(metadata));
       form.append("processing_options", JSON.stringify(processing_options));
       const result = await api.uploadWithProgress(form, (share) => (bar.value = Math.round(share * 100)));
@@ -176,7 +175,7 @@ export async function render(main) {
         file_name: file.name,
         size: file.size,
         content_type: file.type || "application/octet-stream",
-        document_type: type,
+        ...(type ? { document_type: type } : {}),
         metadata,
         processing_options,
       });
@@ -198,11 +197,12 @@ export async function render(main) {
 
   async function queueUrl(address) {
     const row = item(address);
-    const type = documentTypeFor(address) || "text";
+    const type = documentTypeFor(address);
     const { metadata, processing_options } = options();
     row.set("uploading");
     try {
-      follow(row, await api.post("documents/upload", { document_type: type, file: address, metadata, processing_options }));
+      const body = { file: address, metadata, processing_options, ...(type ? { document_type: type } : {}) };
+      follow(row, await api.post("documents/upload", body));
     } catch (err) {
       row.set("failed", err.message);
     }
@@ -211,10 +211,11 @@ export async function render(main) {
   function follow(row, result) {
     const id = result.document_id;
     const open = () => h("a", { href: `#/doc/${encodeURIComponent(id)}`, class: "open" }, t("up.open"));
+    const duplicate = result.deduplicated ? `${t("up.duplicate")} · ` : "";
     const show = (d) => {
       if (d.status === "processing") row.set("processing", [progressLine(d.processing?.progress)]);
       else if (d.status === "failed") row.set("failed", [d.error?.message || d.error || "", " ", open()]);
-      else row.set(d.status, [t("up.counts", { c: d.chunks_count ?? 0, p: d.images_count ?? 0 }), " ", open()]);
+      else row.set(d.status, [duplicate, t("up.counts", { c: d.chunks_count ?? 0, p: d.images_count ?? 0 }), " ", open()]);
     };
     show(result);
     if (result.status !== "processing") return;
