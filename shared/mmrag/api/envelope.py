@@ -102,12 +102,13 @@ def _describe_validation(exc: RequestValidationError) -> str:
 
 def allowed_methods(app: FastAPI, scope: dict[str, Any]) -> list[str]:
     """Every method some route serves at this path: Starlette's 405 names only the first matching route's."""
-    methods: set[str] = set()
     probe = {**scope, "method": "__none__"}
-    for route in _endpoints(app.router.routes):
-        if getattr(route, "methods", None) and route.matches(probe)[0] is Match.PARTIAL:
-            methods |= set(route.methods)
-    return sorted(methods)
+    matching = [
+        r for r in _endpoints(app.router.routes) if getattr(r, "methods", None) and r.matches(probe)[0] is Match.PARTIAL
+    ]
+    # "/documents/upload" also fits "/documents/{document_id}": the resource is the route named by the literal path
+    literal = [r for r in matching if not getattr(r, "param_convertors", None)]
+    return sorted({m for r in (literal or matching) for m in r.methods})
 
 
 def _endpoints(routes: Any) -> Any:

@@ -26,6 +26,9 @@ SUCCESS_EN = {
     "服务正常": "Service is healthy",
     "服务启动中：正在加载模型": "Starting: loading the models",
     "部分组件异常": "Some components are unhealthy",
+    "文档已存在，重新处理": "The document exists already; processing it again",
+    "文档已存在，返回已有文档": "The document exists already; here it is",
+    "文档重新处理中": "Processing the document again",
 }
 
 # Error codes (contract section 4.3) -> their description in each language.
@@ -78,9 +81,13 @@ def current_language() -> str:
 
 
 def success_message(message: str) -> str:
-    if current_language() == "en":
-        return SUCCESS_EN.get(message, message)
-    return message
+    """A route's message in the negotiated language; "中文: details" keeps its details."""
+    if current_language() != "en":
+        return message
+    if message in SUCCESS_EN:
+        return SUCCESS_EN[message]
+    head, sep, tail = message.partition(": ")
+    return f"{SUCCESS_EN[head]}: {tail}" if sep and head in SUCCESS_EN else message
 
 
 def error_message(code: str) -> str:

@@ -39,23 +39,56 @@ EXTRA_STATUSES: dict[tuple[str, str], set[int]] = {
     STREAM: {415},
     ("post", "/api/v1/qa/chat"): {415},
     **{op: {403} for op in PICTURES},  # a signed picture URL that expired or is not ours
+    ("post", "/api/v1/documents/{document_id}/reprocess"): {409},  # the document is still being processed
 }
 STATUS_TEXT = {
     400: "Invalid parameter",
     401: "Missing, unknown or revoked API key",
     403: "Forbidden",
     404: "Not found (another tenant's resources are not found either)",
+    409: "Conflict with the resource's state",
     413: "Request body or file too large",
     415: "Unsupported format",
     429: "Rate limit exceeded; Retry-After says when to come back",
     500: "Internal error (a bug)",
     503: "A component the request needs is unavailable",
 }
+# One Server-Sent Event (OpenAPI 3.1: the `schema` of text/event-stream describes each event).
+SSE_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "event": {"type": "string"},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {
+                "type": "object",
+                "required": ["type", "data"],
+                "properties": {
+                    "type": {
+                        "enum": [
+                            "retrieval_start",
+                            "retrieval_complete",
+                            "generation_start",
+                            "content_chunk",
+                            "sources",
+                            "complete",
+                            "error",
+                        ]
+                    },
+                    "data": {"type": "object"},
+                },
+            },
+        },
+    },
+}
 ErrorCode = Literal[
     "INVALID_PARAMETER",
     "UNAUTHORIZED",
     "FORBIDDEN",
     "NOT_FOUND",
+    "CONFLICT",
     "FILE_TOO_LARGE",
     "UNSUPPORTED_FORMAT",
     "RATE_LIMIT_EXCEEDED",
@@ -159,8 +192,10 @@ def make_truthful(document: dict[str, Any]) -> dict[str, Any]:
             responses.pop("422", None)
             ok = responses.setdefault("200", {"description": "Successful Response"})
             if key == STREAM:
-                ok["description"] = 'Server-Sent Events: `data: {"type": ..., "data": {...}}` lines'
-                ok["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
+                ok["description"] = (
+                    "Server-Sent Events, each `data:` line one JSON event; the last is complete or error"
+                )
+                ok["content"] = {"text/event-stream": {"schema": SSE_EVENT}}
             elif key in PICTURES:
                 ok["content"] = {"image/*": {"schema": {"type": "string", "format": "binary"}}}
             else:
