@@ -255,6 +255,46 @@ def test_qa_chat_and_sessions(sandbox, seeded):
     assert call(sandbox, "SessionsFunction", event("sessions_get.json"))[0] == 404
 
 
+def test_session_list_is_the_tenants_own(sandbox, seeded):
+    other_chat = json.loads(event("qa_chat.json")["body"])
+    for session_id in ("aws-list-1", "aws-list-2"):
+        assert sandbox.api("qa_chat.json", body={**other_chat, "session_id": session_id})["status"] == 200
+    status, body = call(sandbox, "SessionsFunction", event("sessions_list.json"))
+    assert status == 200, body
+    listed = [s["session_id"] for s in body["data"]["sessions"]]
+    assert listed[:2] == ["aws-list-2", "aws-list-1"] and body["data"]["total"] == len(listed)
+    first = body["data"]["sessions"][0]
+    assert first["message_count"] == 2 and first["title"] == other_chat["question"]
+    other = as_tenant(event("sessions_list.json"), "demo-key-tenant-b", "tenant-b")
+    status, body = call(sandbox, "SessionsFunction", other)
+    assert status == 200 and not {s["session_id"] for s in body["data"]["sessions"]} & set(listed)
+
+
+def test_reprocess_queues_the_document_again(sandbox, seeded):
+    doc_id = seeded[seed.PLACEHOLDER_DOC]
+    before = sandbox.api("documents_get.json", document_id=doc_id)["json"]["data"]
+    assert before["status"] == "completed"
+    ev = with_path(event("documents_reprocess.json"), document_id=doc_id)
+    status, body = call(sandbox, "DocumentsFunction", ev)
+    assert status == 200 and body["data"]["status"] == "processing", body
+    assert call(sandbox, "DocumentsFunction", ev)[0] == 409  # still processing
+    other = as_tenant(ev, "demo-key-tenant-b", "tenant-b")
+    assert call(sandbox, "DocumentsFunction", other)[0] == 404
+
+    pending = sandbox.queued_event("IngestQueue")
+    assert pending is not None and json.loads(pending["Records"][0]["body"])["mmrag_job"]["document_id"] == doc_id
+    assert sandbox.invoke("IngestFunction", pending) == {"batchItemFailures": []}
+    after = sandbox.api("documents_get.json", document_id=doc_id)["json"]["data"]
+    assert after["status"] == "completed" and after["processing"]["options"]["chunk_size"] == 120
+    assert not {c["chunk_id"] for c in before["chunks"]} & {c["chunk_id"] for c in after["chunks"]}
+
+
+def test_the_same_upload_twice_is_one_document(sandbox, seeded):
+    status, body = call(sandbox, "DocumentsFunction", event("documents_upload.json"))
+    assert status == 200 and body["data"]["deduplicated"] is True
+    assert body["data"]["document_id"] == seeded[seed.PLACEHOLDER_DOC]
+
+
 def test_ask_stream_sends_server_sent_events(sandbox, seeded):
     response = sandbox.invoke("AskStreamFunction", event("qa_ask_stream.json"))
     assert response["statusCode"] == 200

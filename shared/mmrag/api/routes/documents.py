@@ -104,7 +104,7 @@ async def batch_upload(request: Request, caller: Caller = Depends(upload_caller)
 async def reprocess(
     document_id: str, request: Request, caller: Caller = Depends(upload_caller), c=Depends(container)
 ):
-    empty = request.headers.get("content-length") in (None, "0")  # no body: the current options again
+    empty = not (await request.body()).strip()  # no body: the current options again
     body = {} if empty else await json_body(request, 1024 * 1024)
     try:
         req = ReprocessRequest.model_validate(body)
