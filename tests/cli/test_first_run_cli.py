@@ -13,7 +13,7 @@ from pathlib import Path
 import requests
 
 from tests.conftest import MODELS, ROOT, TEST_MODELS, free_port, needs_models
-from tests.samples import text_pdf
+from tests.samples import text_pdf, text_png
 
 pytestmark = needs_models
 
@@ -71,10 +71,11 @@ def test_ingest_exits_0_after_a_successful_run_every_time(tmp_path):
     folder.mkdir()
     (folder / "a.txt").write_text("Alpha note about compressors and their relief valves.")
     (folder / "b.pdf").write_bytes(text_pdf([["Beta manual page about gearboxes."]]))
+    (folder / "c.png").write_bytes(text_png(["OIL PRESSURE LOW"]))  # CLIP and OCR run too (ONNX threads at exit)
     for run in range(5):
         r = mmrag("ingest", str(folder), "--tenant", "acme", "--data-dir", str(tmp_path / "data"), cwd=tmp_path)
         assert r.returncode == 0, f"run {run}: exit {r.returncode}\n{r.stderr[-2000:]}"
-        assert "ingested 2 of 2 files" in r.stdout
+        assert "ingested 3 of 3 files" in r.stdout
 
 
 def test_ingest_without_its_model_stops_at_once_with_the_fix(tmp_path):
