@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
 from mmrag.api.rate_headers import STATE_KEY
 from mmrag.core.api_keys import hash_api_key
@@ -70,12 +70,17 @@ def image_caller(variant: ImageVariant) -> Callable[..., Caller]:
     decides; a signature that is expired or not ours, with no key, is 403."""
     by_key = caller_for("query")
 
-    def dependency(request: Request, image_id: str, c=Depends(container)) -> Caller:
-        q = request.query_params
-        signature = q.get("sig")
-        if signature is None or getattr(c, "trusted_caller", None) is not None:
+    def dependency(
+        request: Request,
+        image_id: str,
+        t: str = Query("", description="signed URL: the tenant it was made for"),
+        exp: str = Query("", description="signed URL: when it expires, in Unix seconds"),
+        sig: str | None = Query(None, description="signed URL: its signature"),
+        c=Depends(container),
+    ) -> Caller:
+        if sig is None or getattr(c, "trusted_caller", None) is not None:
             return by_key(request, c)
-        tenant, expires = q.get("t", ""), q.get("exp", "")
+        tenant, expires, signature = t, exp, sig
         verdict = LinkCheck.INVALID
         if tenant and expires.isdigit() and len(expires) <= 12:
             verdict = c.image_links.check(tenant, image_id, variant, int(expires), signature)
