@@ -8,7 +8,8 @@ The corpus must already be ingested in DATA_DIR for TENANT; when it is not, the 
 `../shared/eval/run_eval.py --serve "mmrag serve" --data-dir DATA_DIR` (a few minutes on 2 cores; the eval's key maps
 to tenant "eval"). Answers are computed in-process over that data dir (the real all-MiniLM-L6-v2 from
 ../shared/models), once per question: the answerer reports the strength of its best sentence, and a threshold t
-declines every question whose strength is below t. "answered (gold)" counts answers that cite the gold page.
+declines every question whose strength is below t (or whose best sentence shares too few of its terms, whatever t).
+"cites gold" counts answers that cite the gold page.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ def measure(container, tenant: str, question: dict, doc_ids: dict[str, str]) -> 
     generator, _ = container.generators.resolve("extractive")
     prep = answers.prepare(tenant, AskParams(question["question"], model="extractive", top_k=5))
     choice = generator.choose(prep.request)
+    answers_at = {t: generator.strong_enough(choice, question["question"], t) for t in THRESHOLDS}
     cited = {n for _, n in choice.sentences}
     gold = question.get("page")
     cites_gold = any(
@@ -98,6 +100,7 @@ def measure(container, tenant: str, question: dict, doc_ids: dict[str, str]) -> 
         "dense": round(choice.dense, 4),
         "best_relevance": round(max((s.relevance for s in prep.sources), default=0.0), 4),
         "cites_gold": cites_gold,
+        "answers_at": answers_at,
         "answer": " ".join(s for s, _ in choice.sentences)[:160],
     }
 
@@ -105,8 +108,8 @@ def measure(container, tenant: str, question: dict, doc_ids: dict[str, str]) -> 
 def sweep(on: list[dict], off: list[dict]) -> list[dict]:
     rows = []
     for t in THRESHOLDS:
-        answered = [r for r in on if r["strength"] > 0 and r["strength"] >= t]
-        declined = [r for r in off if not (r["strength"] > 0 and r["strength"] >= t)]
+        answered = [r for r in on if r["answers_at"][t]]
+        declined = [r for r in off if not r["answers_at"][t]]
         row = {
             "threshold": t,
             "answered": len(answered) / len(on),
