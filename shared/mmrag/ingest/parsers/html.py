@@ -73,7 +73,6 @@ _CHARSET_ALIASES = {
 _WHITESPACE = re.compile(r"\s+")
 _DECLARATIONS = re.compile(r"<\?xml[^>]*>|<!DOCTYPE(?:[^\[>]|\[.*?\])*>", re.IGNORECASE | re.DOTALL)
 _BOILERPLATE_TAGS = frozenset({"nav", "aside", "menu"})
-_PAGE_FRAME_TAGS = frozenset({"header", "footer"})  # a page's banner and footer, not an article's own
 _SECTIONING = frozenset({"article", "main", "section"})
 _BOILERPLATE_ROLES = frozenset(
     {"navigation", "banner", "contentinfo", "complementary", "search", "menu", "menubar", "toolbar"}
@@ -146,8 +145,9 @@ def _boilerplate(node: Tag) -> bool:
     name = node.name
     if name in _BOILERPLATE_TAGS:
         return True
-    if name in _PAGE_FRAME_TAGS and not any(p.name in _SECTIONING for p in node.parents):
-        return True
+    if name in ("header", "footer") and not any(p.name in _SECTIONING for p in node.parents):
+        # the page's own footer, and its banner unless that is only the document's title (a plain HTML document)
+        return name == "footer" or bool(node.find(["nav", "form", "ul", "ol", "menu", "img"])) or _link_list(node)
     role = node.get("role")
     if isinstance(role, str) and role.strip().lower() in _BOILERPLATE_ROLES:
         return True
