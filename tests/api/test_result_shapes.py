@@ -177,3 +177,12 @@ def test_docx_chunks_say_which_section_and_paragraph_they_are_in(api):
         "section": "Pump manual > Maintenance",
         "paragraph": 4,
     }
+    answer = api.ok(
+        api.post(
+            "/qa/ask",
+            json={"question": "When is the shaft seal replaced?", "filters": {"category": category}},
+        )
+    )
+    cited = [s for s in answer["sources"] if s["source_id"] in answer["reasoning"]["answer_based_on"]]
+    assert cited and cited[0]["metadata"]["section"] == "Pump manual > Maintenance"
+    assert cited[0]["metadata"]["paragraph"] == 4

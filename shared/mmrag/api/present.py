@@ -447,7 +447,8 @@ def answer_sources(prep: Prepared) -> list[dict[str, Any]]:
             "content": s.content,
             "relevance_score": round(s.relevance, 6),
             "type": s.kind,
-            "metadata": {"title": s.title, "page": s.page},
+            "metadata": {"title": s.title, "page": s.page}
+            | ({"section": s.section, "paragraph": s.paragraph} if s.section or s.paragraph else {}),
         }
         for s in prep.sources
     ]

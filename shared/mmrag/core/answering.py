@@ -95,6 +95,8 @@ class Source:
     page: int | None
     kind: str  # chunk | image
     image: ImageRecord | None = None
+    section: str | None = None  # heading path of a chunk in a document with headings (DOCX)
+    paragraph: int | None = None  # the paragraph it starts in
 
 
 @dataclass
@@ -261,6 +263,8 @@ class AnswerService:
         evidence_lines, model_images = [], []
         for s in sources:
             attrs = f'id="{s.number}" title="{fence(s.title or "")}"' + (f' page="{s.page}"' if s.page else "")
+            if s.section:
+                attrs += f' section="{fence(s.section).replace(chr(34), chr(39))}"'
             kind = "picture (OCR text / caption)" if s.kind == "image" else "text"
             evidence_lines.append(f'<source {attrs} kind="{kind}">\n{fence(s.content)}\n</source>')
         if vision:
@@ -351,6 +355,8 @@ class AnswerService:
                         title,
                         r.chunk.page_number,
                         "chunk",
+                        section=r.chunk.section,
+                        paragraph=r.chunk.paragraph,
                     )
                 )
                 img = linked.get(r.chunk.image_id) if r.chunk.image_id else None
