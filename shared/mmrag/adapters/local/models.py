@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 3.0  # the hub answers in well under a second when it is reachable at all
 RETRY_AFTER_S = 60.0  # a model that failed to load is tried again after this long (at once if its folder appears)
+DOWNLOADING = "it is being downloaded"
 DOWNLOAD_FIX = "run `mmrag models download --dir DIR` where the model hub is reachable and set MMRAG_MODEL_DIR=DIR"
 
 
@@ -99,6 +100,7 @@ class ModelSource:
         self.int8 = frozenset(int8)
         self.settings_of = dict(settings_of or {})  # model name -> the MMRAG_* setting that names it (messages)
         self._failures: dict[str, _Failure] = {}
+        self._downloads: dict[str, float] = {}  # model name -> when its download started
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -108,14 +110,19 @@ class ModelSource:
         threads = threads or self.threads
         with self._guard:
             lock = self._locks.setdefault(name, threading.Lock())
+        downloading = False
         try:
-            with lock:  # one look-up (and download) per model at a time; the others then see its outcome
+            with lock:  # one look-up per model at a time; the others then see its outcome
                 self._raise_remembered(name)
-                self.locate(cls, name)
+                self.raise_if_downloading(name)
+                downloading = self.locate(cls, name) == "download"
+                if downloading:
+                    self._downloads[name] = time.monotonic()
             with quiet_sessions():
                 model = self._build(cls, name, threads)
         except ModelUnavailable as exc:
-            self._remember(name, exc)
+            if not exc.detail.startswith(DOWNLOADING):
+                self._remember(name, exc)
             raise
         except Exception as exc:
             error = self.unavailable(
@@ -125,8 +132,26 @@ class ModelSource:
             )
             self._remember(name, error)
             raise error from exc
+        finally:
+            if downloading:
+                self._downloads.pop(name, None)
         self._failures.pop(name, None)
         return model
+
+    @property
+    def downloads(self) -> set[str]:
+        """The models being downloaded now."""
+        return set(self._downloads)
+
+    def raise_if_downloading(self, name: str) -> None:
+        """While a model downloads (minutes for 0.5 GB), other work that needs it is told so at once."""
+        started = self._downloads.get(name)
+        if started is not None:
+            raise self.unavailable(
+                name,
+                f"{DOWNLOADING} ({time.monotonic() - started:.0f} s so far) into the download cache {self.cache_dir}",
+                "wait a moment and try again; uploads wait for it by themselves",
+            )
 
     # ------------------------------------------------------------------ where a model comes from, and why not
     def label(self, name: str) -> str:
@@ -177,10 +202,11 @@ class ModelSource:
             return f"the download cache ({self.cache_dir})"
         return "a download (not found on disk)" if not downloads_off() else "nowhere (not on disk, downloads off)"
 
-    def locate(self, cls: Any, name: str) -> None:
-        """Fails fast (ModelUnavailable, with the fix) unless the model is on disk or the hub answers."""
+    def locate(self, cls: Any, name: str) -> str:
+        """Where the model comes from: "model dir", "cache" or "download" (the hub answers); ModelUnavailable, fast
+        and with the fix, when none of them."""
         if self.model_dir and (self.model_dir / name).is_dir():
-            return
+            return "model dir"
         desc = describe(cls, name)
         if desc is None:
             where = f" and there is no folder {self.model_dir / name}" if self.model_dir else ""
@@ -191,7 +217,7 @@ class ModelSource:
                 f"fastembed's names: {cls.__name__}.list_supported_models()",
             )
         if self.cached(cls, name):
-            return
+            return "cache"
         missing = (
             f"{name} is neither in {self.model_dir / name} (MMRAG_MODEL_DIR) nor in the download cache {self.cache_dir}"
             if self.model_dir
@@ -201,7 +227,7 @@ class ModelSource:
             raise self.unavailable(name, f"{missing}, and downloads are off (HF_HUB_OFFLINE)", DOWNLOAD_FIX)
         repo = (desc.get("sources") or {}).get("hf")
         if not repo:
-            return  # fastembed fetches it from its own URL
+            return "download"  # fastembed fetches it from its own URL
         from huggingface_hub import model_info
 
         try:
@@ -212,6 +238,7 @@ class ModelSource:
                 f"{missing}, and the model hub {hub_endpoint()} cannot be reached ({short_error(exc)})",
                 f"check the network, a proxy (HTTPS_PROXY) or HF_ENDPOINT; or {DOWNLOAD_FIX}",
             ) from exc
+        return "download"
 
     def _build(self, cls: Callable[..., Any], name: str, threads: int) -> Any:
         kwargs = {**self.kwargs(name), "threads": threads}
@@ -276,21 +303,32 @@ def quiet_sessions() -> Iterator[None]:
 
 
 class _Lazy:
-    def __init__(self, loader: Callable[[], Any]):
+    """`loader()` once, on first use. A caller that finds another thread loading waits for it, asking `busy()`
+    every 0.2 s, which raises when waiting makes no sense (the model is being downloaded: minutes)."""
+
+    def __init__(self, loader: Callable[[], Any], busy: Callable[[], None] = lambda: None):
         self._loader = loader
+        self._busy = busy
         self._obj: Any = None
         self._error: str | None = None
         self._lock = threading.Lock()
 
     def get(self) -> Any:
-        if self._obj is None:
-            with self._lock:
-                if self._obj is None:
-                    try:
-                        self._obj = self._loader()
-                    except Exception as exc:
-                        self._error = f"{type(exc).__name__}: {exc}"
-                        raise
+        if self._obj is not None:
+            return self._obj
+        while not self._lock.acquire(timeout=0.2):
+            if self._obj is not None:
+                return self._obj
+            self._busy()
+        try:
+            if self._obj is None:
+                try:
+                    self._obj = self._loader()
+                except Exception as exc:
+                    self._error = f"{type(exc).__name__}: {exc}"
+                    raise
+        finally:
+            self._lock.release()
         return self._obj
 
     @property
@@ -305,10 +343,17 @@ class _Replicas:
     side. On 2 cores two single-threaded copies each taking half of the work ran ~1.2x faster than one session with
     2 intra-op threads: with batches this small a second intra-op thread is idle for much of each operator."""
 
-    def __init__(self, load: Callable[[int], Any], cores: int, count: int | None = None, name: str = "model"):
+    def __init__(
+        self,
+        load: Callable[[int], Any],
+        cores: int,
+        count: int | None = None,
+        name: str = "model",
+        busy: Callable[[], None] = lambda: None,
+    ):
         self.count = max(1, count or min(cores, 4))
         threads = max(1, cores // self.count)
-        self.copies = [_Lazy(lambda: load(threads)) for _ in range(self.count)]
+        self.copies = [_Lazy(lambda: load(threads), busy) for _ in range(self.count)]
         self._name = name
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -357,7 +402,9 @@ class FastEmbedTextEmbedder:
         self.name = name
         self.batch_size = batch_size
         self._source = source
-        self._replicas = _Replicas(load, source.threads, replicas, "text-embed")
+        self._replicas = _Replicas(
+            load, source.threads, replicas, "text-embed", lambda: source.raise_if_downloading(name)
+        )
         self._model = self._replicas.first  # queries and health
         self._dim: int | None = None
 
@@ -391,6 +438,8 @@ class FastEmbedTextEmbedder:
 
 def _model_health(source: ModelSource, name: str, state: str) -> dict[str, Any]:
     out = {"model": name, "state": "not loaded" if state == "error" else state}  # error only while it holds
+    if state != "loaded" and name in source.downloads:
+        out["state"] = "downloading"
     problem = source.problem(name)
     if problem and state != "loaded":
         out.update({"state": "error", "error": problem})
@@ -403,8 +452,12 @@ class FastEmbedClip:
 
         self.name = f"{image_model} + {text_model}"
         self.batch_size = batch_size
-        self._image = _Lazy(lambda: source.build(ImageEmbedding, image_model))
-        self._text = _Lazy(lambda: source.build(TextEmbedding, text_model))
+        self._image = _Lazy(
+            lambda: source.build(ImageEmbedding, image_model), lambda: source.raise_if_downloading(image_model)
+        )
+        self._text = _Lazy(
+            lambda: source.build(TextEmbedding, text_model), lambda: source.raise_if_downloading(text_model)
+        )
         self._names = (image_model, text_model)
         self._source = source
 
@@ -450,7 +503,7 @@ class FastEmbedReranker:
 
         self.name = name
         self._source = source
-        self._replicas = _Replicas(load, source.threads, replicas, "rerank")
+        self._replicas = _Replicas(load, source.threads, replicas, "rerank", lambda: source.raise_if_downloading(name))
         self._model = self._replicas.first
 
     def score(self, query: str, documents: Sequence[str]) -> list[float]:
