@@ -13,8 +13,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from mmrag.adapters.local.hmac_links import HmacImageLinks, url_secret
+from mmrag.core.blob_paths import derived_prefix
 from mmrag.core.image_links import ImageVariant, LinkCheck, rounded_expiry
 from mmrag.core.models import ImageRecord
+from mmrag.errors import NotFound
 from tests.conftest import KEY_A, KEY_B, assert_error
 from tests.samples import b64, shape_png, text_png
 
@@ -176,8 +178,17 @@ def test_no_log_line_carries_a_signature_or_a_key(anon, pictures):
 
 
 # ---------------------------------------------------------------------------------------------- the adapter itself
-def _image(image_id: str = "img_1") -> ImageRecord:
-    return ImageRecord(image_id, "doc_1", 0, "k", "k.thumb", 10, 10)
+def _image(tenant: str = "tenant-a", image_id: str = "img_1") -> ImageRecord:
+    base = f"{derived_prefix(tenant, 'doc_1')}/images/{image_id}"
+    return ImageRecord(image_id, "doc_1", 0, f"{base}.png", f"{base}.thumb.png", 10, 10)
+
+
+def test_no_url_is_made_for_a_picture_outside_the_tenant():
+    links = HmacImageLinks(b"k" * 32, 60)
+    assert links.url("tenant-a", _image("tenant-a"), ImageVariant.FULL, "http://h")
+    for variant in ImageVariant:
+        with pytest.raises(NotFound):
+            links.url("tenant-b", _image("tenant-a"), variant, "http://h")
 
 
 def test_the_secret_is_made_once_kept_private_and_survives_a_restart(tmp_path):
@@ -207,7 +218,7 @@ def test_expiry_is_rounded_up_to_a_bucket():
         assert now + 3600 <= exp < now + 3600 + 900 and exp % 900 == 0
     clock = [1_000_000.0]
     links = HmacImageLinks(b"k" * 32, 60, clock=lambda: clock[0])
-    url = links.url("t", _image(), ImageVariant.THUMBNAIL, "http://h/")
+    url = links.url("t", _image("t"), ImageVariant.THUMBNAIL, "http://h/")
     assert url.startswith("http://h/api/v1/images/img_1/thumbnail?")
     q = query(url)
     assert links.check("t", "img_1", ImageVariant.THUMBNAIL, int(q["exp"]), q["sig"]) is LinkCheck.VALID

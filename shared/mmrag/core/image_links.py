@@ -9,7 +9,9 @@ import math
 from enum import StrEnum
 from typing import Protocol
 
+from mmrag.core.blob_paths import document_prefix, validate_key
 from mmrag.core.models import ImageRecord
+from mmrag.errors import NotFound
 
 
 class ImageVariant(StrEnum):
@@ -44,3 +46,12 @@ def rounded_expiry(now: float, lifetime_s: int) -> int:
     the same picture gets the same URL for a while and browsers and proxies can cache it."""
     bucket = max(60, min(900, lifetime_s // 4))
     return int(math.ceil((now + lifetime_s) / bucket) * bucket)
+
+
+def owned_object_key(tenant: str, image: ImageRecord, variant: ImageVariant) -> str:
+    """The blob key of the picture or its thumbnail, or NotFound if it lies outside the tenant's document: the
+    record comes from a tenant-scoped read, and a URL is never made for anything else whatever a caller passes."""
+    key = validate_key(image.thumb_key if variant is ImageVariant.THUMBNAIL else image.blob_key)
+    if not key.startswith(document_prefix(tenant, image.document_id) + "/"):
+        raise NotFound(f"image {image.image_id} not found")
+    return key

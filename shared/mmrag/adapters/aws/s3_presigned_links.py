@@ -9,10 +9,9 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from mmrag.core.blob_paths import document_prefix, validate_key
-from mmrag.core.image_links import ImageVariant, LinkCheck
+from mmrag.core.blob_paths import validate_key
+from mmrag.core.image_links import ImageVariant, LinkCheck, owned_object_key
 from mmrag.core.models import ImageRecord
-from mmrag.errors import NotFound
 
 
 class S3PresignedImageLinks:
@@ -25,10 +24,7 @@ class S3PresignedImageLinks:
         self._origin: str | None = None
 
     def url(self, tenant: str, image: ImageRecord, variant: ImageVariant, base_url: str) -> str:
-        key = image.thumb_key if variant is ImageVariant.THUMBNAIL else image.blob_key
-        # the record came from a tenant-scoped read; still, never sign an object outside the tenant's document
-        if not validate_key(key).startswith(document_prefix(tenant, image.document_id) + "/"):
-            raise NotFound(f"image {image.image_id} not found")
+        key = owned_object_key(tenant, image, variant)
         params = {
             "Bucket": self.bucket,
             "Key": self.prefix + key,

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode
 
-from mmrag.core.image_links import ImageVariant, LinkCheck, rounded_expiry
+from mmrag.core.image_links import ImageVariant, LinkCheck, owned_object_key, rounded_expiry
 from mmrag.core.models import ImageRecord
 
 MIN_SECRET_BYTES = 32
@@ -34,6 +34,7 @@ class HmacImageLinks:
         self.clock = clock
 
     def url(self, tenant: str, image: ImageRecord, variant: ImageVariant, base_url: str) -> str:
+        owned_object_key(tenant, image, variant)
         expires = rounded_expiry(self.clock(), self.lifetime_s)
         path = f"/api/v1/images/{image.image_id}" + ("/thumbnail" if variant is ImageVariant.THUMBNAIL else "")
         signature = self.signature(tenant, image.image_id, variant, expires)
