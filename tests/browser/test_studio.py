@@ -5,6 +5,7 @@ Screenshots of every screen go to $MMRAG_ARTIFACTS or tests/browser/artifacts/."
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -61,9 +62,18 @@ class Studio:
         self.requests: list[str] = []
         self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.bodies: dict[str, str | None] = {}
+        self.page.on("request", self._saw)
         self.page.set_default_timeout(30_000)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    def _saw(self, request) -> None:
+        self.requests.append(request.url)
+        self.bodies[request.url.split("?")[0]] = request.post_data
+
+    def requests_json(self, path: str) -> dict:
+        """The JSON body of the last request to an API path."""
+        return json.loads(self.bodies[self.base.rstrip("/") + path])
 
     def go(self, hash_: str) -> None:
         if self.page.url == self.base + hash_:
@@ -204,6 +214,31 @@ def test_find_the_picture_by_a_picture(studio, tmp_path):
     studio.shot("06-search-by-picture")
 
 
+def test_search_by_words_and_a_pasted_picture(studio):
+    studio.go("#/search")
+    studio.page.check("input[name=mode][value=both]")
+    studio.page.fill("#q", "relief valve")
+    studio.page.evaluate(
+        """b64 => {
+            const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+            const dt = new DataTransfer();
+            dt.items.add(new File([bytes], 'clipboard.png', {type: 'image/png'}));
+            document.dispatchEvent(new ClipboardEvent('paste', {clipboardData: dt, bubbles: true, cancelable: true}));
+        }""",
+        b64(shape_png("blue")),
+    )
+    studio.page.locator(".picture-preview img").wait_for()
+    studio.page.fill("#weight", "30")
+    studio.page.select_option("#fusion", "rrf")
+    studio.page.click("#search-submit")
+    studio.page.locator(".result").first.wait_for()
+    body = studio.requests_json("/api/v1/search/multimodal")
+    assert body["modality_weights"] == {"text": 0.3, "image": 0.7}
+    assert body["search_options"]["fusion_strategy"] == "rrf" and body["query_image"]
+    assert all(w > 0 for w in studio.images_loaded(".result .thumb img"))
+    studio.shot("07-search-words-and-picture")
+
+
 def test_open_a_result_at_its_page(studio):
     search(studio, "relief valve pressure gauge")
     first = studio.page.locator(".result").first
@@ -216,11 +251,11 @@ def test_open_a_result_at_its_page(studio):
     assert target.get_attribute("data-page") == "1" and "relief valve" in target.inner_text()
     assert all(w > 0 for w in studio.images_loaded(".picture .thumb img"))
     assert studio.page.locator(".stages tbody tr").count() == 6
-    studio.shot("07-document-at-page", full_page=False)
+    studio.shot("08-document-at-page", full_page=False)
     studio.page.locator(".picture .thumb").first.click()
     studio.page.locator("dialog .viewer img").wait_for()
     assert all(w > 0 for w in studio.images_loaded("dialog .viewer img"))
-    studio.shot("08-picture-full-size", full_page=False)
+    studio.shot("09-picture-full-size", full_page=False)
     studio.page.keyboard.press("Escape")
 
 
@@ -239,7 +274,7 @@ def test_ask_streams_an_answer_with_a_citation_and_a_picture(studio):
     assert widths and all(w > 0 for w in widths), widths
     cite.first.click()
     assert studio.page.evaluate("document.activeElement.classList.contains('source')")
-    studio.shot("09-ask-answer")
+    studio.shot("10-ask-answer")
 
 
 def test_chat_two_turns_and_resume(studio):
@@ -255,7 +290,7 @@ def test_chat_two_turns_and_resume(studio):
     session_link = studio.page.locator("#sessions li a")
     session_link.first.wait_for()
     assert session_link.count() == 1
-    studio.shot("10-chat-two-turns")
+    studio.shot("11-chat-two-turns")
     studio.go("#/chat")
     studio.page.locator("#sessions li a").first.click()
     studio.page.wait_for_function("() => document.querySelectorAll('.thread .bubble.user').length === 2")
@@ -276,7 +311,7 @@ def test_edit_metadata_then_filter_the_library(studio):
     studio.page.wait_for_url(re.compile(r"category=manuals"))
     studio.page.wait_for_function("() => document.querySelectorAll('table.docs tbody tr').length === 1")
     assert "valves" in studio.page.inner_text("table.docs tbody tr")
-    studio.shot("11-library-filtered")
+    studio.shot("12-library-filtered")
 
 
 def test_delete_a_document(studio, live):
@@ -288,7 +323,7 @@ def test_delete_a_document(studio, live):
     studio.page.wait_for_function("() => document.querySelectorAll('table.docs tbody tr').length === 1")
     r = requests.get(f"{live.url}/api/v1/documents/{doc_id}", headers={"Authorization": f"Bearer {KEY_A}"}, timeout=10)
     assert r.status_code == 404
-    studio.shot("12-library-after-delete")
+    studio.shot("13-library-after-delete")
 
 
 def test_phone_width_and_chinese(studio):
@@ -297,10 +332,10 @@ def test_phone_width_and_chinese(studio):
     studio.page.select_option("#lang", "zh")
     studio.page.locator("h1", has_text="文档库").wait_for()
     assert studio.page.evaluate("document.documentElement.scrollWidth") <= 390
-    studio.shot("13-phone-library-zh")
+    studio.shot("14-phone-library-zh")
     search(studio, "relief valve")
     assert studio.page.evaluate("document.documentElement.scrollWidth") <= 390
-    studio.shot("14-phone-search-zh")
+    studio.shot("15-phone-search-zh")
     studio.page.select_option("#lang", "en")
     studio.page.set_viewport_size({"width": 1280, "height": 900})
 

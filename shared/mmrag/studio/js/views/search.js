@@ -37,7 +37,7 @@ function normalise(r) {
   };
 }
 
-function scoreExplanation(scores) {
+function scoreExplanation(scores, rrf) {
   const keys = SCORE_ORDER.filter((k) => scores[k] != null);
   if (!keys.length) return null;
   return h(
@@ -48,6 +48,7 @@ function scoreExplanation(scores) {
       "ul",
       {},
       keys.map((k) => {
+        if (rrf && k === "fused") return h("li", { class: "score score-fused" }, t("score.fused_rrf", { v: Number(scores[k]).toFixed(4) }));
         const v = Math.max(0, Math.min(1, Number(scores[k])));
         const meter = h("meter", { min: 0, max: 1, value: v.toFixed(3), "aria-hidden": "true" });
         return h("li", { class: `score score-${k}` }, meter, " ", t(`score.${k}`, { p: percent(scores[k]) }));
@@ -66,7 +67,7 @@ function resultHref(r) {
   return `#/doc/${encodeURIComponent(r.document_id)}${q ? `?${q}` : ""}`;
 }
 
-function resultCard(r, rank) {
+function resultCard(r, rank, rrf) {
   const href = resultHref(r);
   return h(
     "li",
@@ -86,11 +87,11 @@ function resultCard(r, rank) {
       h(
         "div",
         { class: "result-foot" },
-        h("span", { class: "score-total" }, t("score.total", { v: percent(r.score) })),
+        h("span", { class: "score-total" }, t("score.total", { v: rrf && r.scores.rerank == null ? Number(r.score).toFixed(4) : percent(r.score) })),
         h("a", { href, class: "button secondary small" }, t("search.open")),
         h("a", { href: `#/search?similar=${r.similar[0]}:${encodeURIComponent(r.similar[1])}`, class: "button secondary small" }, t("search.more")),
       ),
-      scoreExplanation(r.scores),
+      scoreExplanation(r.scores, rrf),
     ),
   );
 }
@@ -194,7 +195,7 @@ export async function render(main, { params }) {
         results,
         label ? h("h2", {}, label) : null,
         h("p", { class: "status", id: "result-count" }, t("search.count", { n: list.length, s: Number(data.search_time ?? 0).toFixed(3) })),
-        list.length ? h("ol", { class: "result-list" }, list.map((r, i) => resultCard(r, i + 1))) : h("p", { class: "empty" }, t("search.none")),
+        list.length ? h("ol", { class: "result-list" }, list.map((r, i) => resultCard(r, i + 1, data.fusion_strategy === "rrf"))) : h("p", { class: "empty" }, t("search.none")),
       );
     } catch (err) {
       clear(results, errorBox(err));
