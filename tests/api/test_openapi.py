@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -145,3 +146,43 @@ def test_schemathesis_finds_no_5xx_and_no_break_of_the_document(tmp_path):
     counts = json.loads(summary.group(1))
     assert run.returncode == 0 and counts["failed_checks"] == 0, run.stdout[-6000:]
     assert counts["operations"] >= 20 and counts["requests"] > 200, counts
+
+
+CHROMIUM = Path(os.environ.get("MMRAG_CHROMIUM", "/usr/bin/chromium"))
+
+
+@needs_models
+@pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} not found: apt-get install -y chromium")
+def test_docs_render_in_a_browser_without_the_internet(server, document):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    operation_count = sum(1 for _ in operations(document))
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            elsewhere: list[str] = []
+            page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+
+            def loopback_only(route) -> None:
+                if route.request.url.startswith(server.url + "/"):
+                    route.continue_()
+                else:
+                    elsewhere.append(route.request.url)
+                    route.abort()
+
+            page.route("**/*", loopback_only)
+            page.goto(server.url + "/docs")
+            page.wait_for_selector(".opblock", timeout=60_000)
+            assert page.locator(".opblock").count() == operation_count
+            assert page.locator("button.authorize").count() == 1  # the bearer scheme
+            assert errors == [] and elsewhere == []
+
+            page.goto(server.url + "/redoc")
+            page.wait_for_selector("li[data-item-id]", timeout=60_000)
+            assert page.locator("li[data-item-id]").count() >= operation_count
+            # ReDoc's footer logo is an <img> from its CDN, which the page's policy blocks: nothing else may fail
+            assert [e for e in errors if "cdn.redoc.ly" not in e] == [] and elsewhere == []
+        finally:
+            browser.close()

@@ -2,7 +2,9 @@
 fastapi-offline package (Swagger UI, Apache-2.0; ReDoc, MIT), installed with the `local` extra. Without it (the
 Lambda layers) there are no docs pages; /openapi.json is always served.
 
-The pages run no inline script or style, so they work under the API's Content-Security-Policy (script-src 'self').
+The pages run no inline script, so they work under the API's Content-Security-Policy (script-src 'self'). ReDoc
+writes its styles into <style> elements as soon as it loads (before any nonce could reach it), so /redoc alone may
+use inline styles and a worker from a blob: URL (its search index); scripts stay same-origin only.
 The assets are served by a small ASGI wrapper rather than routes, so the API's route table stays the API's.
 """
 
@@ -16,6 +18,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
+
+from mmrag.api.security_headers import html_policy
 
 DOCS_URL, REDOC_URL, ASSETS_URL = "/docs", "/redoc", "/docs/assets"
 _ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png")
@@ -82,7 +86,10 @@ def install_docs(app: FastAPI) -> bool:
             f'<redoc spec-url="{html.escape(root + openapi_url)}"></redoc>\n'
             f'<script src="{assets}/redoc.standalone.js"></script>\n'
         )
-        return HTMLResponse(_page(f"{app.title} - ReDoc", head, body))
+        policy = html_policy([]).replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+        policy += "; worker-src 'self' blob:"  # its search index runs in a worker made from a blob
+        headers = {"Content-Security-Policy": policy}
+        return HTMLResponse(_page(f"{app.title} - ReDoc", head, body), headers=headers)
 
     app.state.docs_assets = folder
     return True
