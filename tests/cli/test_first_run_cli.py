@@ -12,6 +12,7 @@ from pathlib import Path
 
 import requests
 
+from tests.cli.fake_hub import FakeHub, repos_for
 from tests.conftest import MODELS, ROOT, TEST_MODELS, free_port, needs_models
 from tests.samples import text_pdf, text_png
 
@@ -116,6 +117,27 @@ def test_models_download_accepts_a_folder_laid_out_like_shared_models(tmp_path):
     r = mmrag("models", "download", "--dir", str(target), cwd=tmp_path, MMRAG_MODEL_DIR="")
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("already in") == 4 and f"MMRAG_MODEL_DIR={target}" in r.stdout
+
+
+def test_models_download_fetches_every_model_into_the_offline_layout(tmp_path):
+    hub = FakeHub(repos_for(MODELS, list(TEST_MODELS.values())))
+    target = tmp_path / "models"
+    try:
+        r = mmrag("models", "download", "--dir", str(target), cwd=tmp_path, HF_HUB_OFFLINE="", HF_ENDPOINT=hub.url)
+    finally:
+        hub.close()
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("downloaded into") == 4 and f"MMRAG_MODEL_DIR={target}" in r.stdout
+    for name in TEST_MODELS.values():
+        model_file = "onnx/model.onnx" if name.startswith("Xenova/") else "model.onnx"
+        for rel in (model_file, "tokenizer.json", "config.json"):
+            copy, original = target / name / rel, MODELS / name / rel
+            assert copy.is_file() and not copy.is_symlink() and copy.read_bytes() == original.read_bytes(), copy
+    assert not (target / ".download-cache").exists()
+    # and the folder is what an offline run needs: doctor loads every model from it, with no hub at all
+    usable = mmrag("doctor", cwd=tmp_path, MMRAG_MODEL_DIR=str(target), MMRAG_API_KEYS="k=default")
+    assert usable.returncode == 0, usable.stdout + usable.stderr
+    assert usable.stdout.count(f"loads from MMRAG_MODEL_DIR ({target}") == 4
 
 
 # ---------------------------------------------------------------- doctor
