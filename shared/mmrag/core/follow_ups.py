@@ -24,12 +24,14 @@ _BREAK_WORDS = frozenset(
     since some still than through thus too two under until up upon usually use used uses using very via want well
     while within without yet""".split()
 )
-_HEADING_NUMBER = re.compile(r"(?:^|(?<=\s))(\d{1,2}(?:\.\d{1,2}){1,3})\.?\s+(?=[A-Z])")
+_HEADING_NUMBER = re.compile(r"(?:^|(?<=\s))(\d{1,2}(?:\.\d{1,2}){1,3})\.?\s+(?=[A-Z\u4e00-\u9fff])")
+_CJK_PUNCT = re.compile(r"[。，、；：！？（）“”《》]")
+_CJK_HEADING_CHARS = 16
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9+#'-]*|[^\sA-Za-z]")
 _LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9+#-]*[A-Za-z0-9+#]|[A-Za-z]")
 _SECTION_NUMBER = re.compile(r"\b\d{1,2}(?:\.\d{1,2}){1,3}\b")
 _ROMAN = re.compile(r"[ivxlcdm]+|[IVXLCDM]+")
-_ZH_NOUNS = ("n", "nz", "vn", "nt", "nr", "ns", "eng")
+_ZH_NOUNS = ("n", "nz", "vn", "nt", "nr", "ns", "nl", "l")  # l: set phrases, where jieba puts "软件包"
 
 
 @dataclass
@@ -47,17 +49,19 @@ def follow_up_questions(question: str, language: str, sources: Iterable[tuple[st
     per_source = [topics(content, language) for content, _ in ordered]
     out: list[str] = []
     seen: set[frozenset[str]] = set()
+    taken: list[str] = []
     for rank in range(max((len(t) for t in per_source), default=0)):
         for found in per_source:
             if rank >= len(found) or len(out) >= limit:
                 continue
             topic = found[rank]
             terms = frozenset(tokens(topic.text))
-            if not terms or terms <= asked or terms in seen:
-                continue
+            if not terms or terms <= asked or terms in seen or any(topic.text in t or t in topic.text for t in taken):
+                continue  # nothing new, or part of a topic already offered ("散热器" after "散热器盖")
             if len(texts) >= 3 and sum(topic.text.lower() in t for t in texts) > len(texts) / 2:
                 continue  # in most of the sources ("Debian" in the Debian manual): not what this one is about
             seen.add(terms)
+            taken.append(topic.text)
             out.append(phrase_question(topic, language))
     return out
 
@@ -72,27 +76,38 @@ def phrase_question(topic: Topic, language: str) -> str:
 
 def topics(content: str, language: str) -> list[Topic]:
     """A source's topics, best first: its headings, then its key phrases."""
-    found = [Topic(h, True) for h in headings(content)]
+    # an English question gets no Chinese heading; a Chinese one may get an English heading (commands, names)
+    found = [Topic(h, True) for h in headings(content) if language == "zh" or not has_cjk(h)]
     found += [Topic(k, False) for k in (zh_keywords(content) if language == "zh" else en_key_phrases(content))]
     return found
 
 
 def headings(content: str) -> list[str]:
     """Numbered section headings ("2.1.3 Package configuration", even when the PDF's text runs on after them) and
-    short title lines (no final punctuation, two to eight words)."""
+    short title lines (no final punctuation; two to eight words, or up to 16 Chinese characters)."""
     out: list[str] = []
     for m in _HEADING_NUMBER.finditer(content):
         words: list[str] = []
         for w in content[m.end() : m.end() + 120].split():
             if len(words) >= 8 or not re.match(r"\w", w) or _SECTION_NUMBER.fullmatch(w.rstrip(".")):
                 break  # dot leaders of a table of contents, a quote, a bullet, the next section's number
+            if has_cjk(w):
+                # Chinese runs on without capitals or spaces that say where a heading ends: its first word only
+                if (
+                    not words
+                    and len(w) >= 3
+                    and not _CJK_PUNCT.search(w)
+                    and "第" not in content[m.start() - 3 : m.start()]
+                ):
+                    words.append(w)
+                break
             if words and re.fullmatch(r"[A-Z][a-z]+", w) and words[-1][:1].islower():
                 break  # "Recording the shell activities The output..." - a new sentence starts
             words.append(w.rstrip(".:;!?,"))
             if w != words[-1]:
                 break  # the heading ended with punctuation
         heading = " ".join(words)
-        if len(heading) >= 4 and len(heading.split()) <= 8:
+        if len(heading) >= (2 if has_cjk(heading) else 4) and len(heading.split()) <= 8:
             out.append(heading)
     for line in content.splitlines():
         line = line.strip()
@@ -107,6 +122,8 @@ def headings(content: str) -> list[str]:
             and not re.search(r"[.:;,!?。：；，！？)\]]$|\d$|[=/<>|{}]", line)
         ):
             out.append(line)
+        elif has_cjk(line[:1]) and 3 <= len(line) <= _CJK_HEADING_CHARS and n <= 4 and not _CJK_PUNCT.search(line):
+            out.append(line)  # a Chinese title line: short, no punctuation (two characters: "提示", "注意" labels)
     return list(dict.fromkeys(out))
 
 
