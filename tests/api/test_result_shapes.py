@@ -140,6 +140,20 @@ def test_a_picture_has_one_shape_and_its_page_on_image_multimodal_and_similar(ap
     for r in similar["results"]:
         assert core(r, "image") == shapes[r["image_id"]] and r["image_id"] != first
 
+    answer = api.ok(
+        api.post(
+            "/qa/ask",
+            json={
+                "question": "a red picture",
+                "filters": filters,
+                "retrieval_config": {"search_mode": "image", "top_k": 5},
+            },
+        )
+    )
+    assert answer["retrieved_images"]
+    for i in answer["retrieved_images"]:
+        assert i["page_number"] == pages[i["image_id"]]
+
 
 def test_docx_chunks_say_which_section_and_paragraph_they_are_in(api):
     import io

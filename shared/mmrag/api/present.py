@@ -467,6 +467,7 @@ def answer_images(request: Request, prep: Prepared) -> list[dict[str, Any]]:
                 "caption": rec.caption or rec.ocr_text,
                 "relevance_score": round(score, 6),
                 "page": rec.page_number,
+                "page_number": rec.page_number,  # the name the search results use
             }
         )
     return out
