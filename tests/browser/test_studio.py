@@ -239,6 +239,15 @@ def test_search_by_words_and_a_pasted_picture(studio):
     studio.shot("07-search-words-and-picture")
 
 
+def test_more_like_this(studio):
+    search(studio, "relief valve pressure gauge")
+    studio.page.locator(".result").first.get_by_role("link", name="More like this").click()
+    studio.page.wait_for_url(re.compile(r"#/search\?similar=chunk(:|%3A)chunk_"))
+    studio.page.locator("#results h2", has_text="Results like").wait_for()
+    studio.page.locator("#result-count").wait_for()
+    assert studio.requests_json("/api/v1/search/similar")["reference_type"] == "chunk"
+
+
 def test_open_a_result_at_its_page(studio):
     search(studio, "relief valve pressure gauge")
     first = studio.page.locator(".result").first
@@ -295,6 +304,9 @@ def test_chat_two_turns_and_resume(studio):
     studio.page.locator("#sessions li a").first.click()
     studio.page.wait_for_function("() => document.querySelectorAll('.thread .bubble.user').length === 2")
     assert studio.page.locator(".thread .answer").count() == 2
+    studio.page.locator("#sessions li button.danger").click()
+    studio.page.locator("#sessions li.empty").wait_for()
+    assert studio.page.locator(".thread .bubble").count() == 0
 
 
 def test_edit_metadata_then_filter_the_library(studio):
@@ -336,6 +348,15 @@ def test_phone_width_and_chinese(studio):
     search(studio, "relief valve")
     assert studio.page.evaluate("document.documentElement.scrollWidth") <= 390
     studio.shot("15-phone-search-zh")
+    for name, hash_, ready in [
+        ("16-phone-ask-zh", "#/ask", "#question"),
+        ("17-phone-chat-zh", "#/chat", "#sessions li"),
+        ("18-phone-upload-zh", "#/upload", "#dropzone"),
+    ]:
+        studio.go(hash_)
+        studio.page.locator(ready).first.wait_for()
+        assert studio.page.evaluate("document.documentElement.scrollWidth") <= 390, name
+        studio.shot(name)
     studio.page.select_option("#lang", "en")
     studio.page.set_viewport_size({"width": 1280, "height": 900})
 
