@@ -13,7 +13,7 @@ from pathlib import Path
 import requests
 
 from tests.cli.fake_hub import FakeHub, repos_for
-from tests.conftest import MODELS, ROOT, TEST_MODELS, free_port, needs_models
+from tests.conftest import MODELS, ROOT, TEST_MODELS, Api, free_port, needs_models
 from tests.samples import text_pdf, text_png
 
 pytestmark = needs_models
@@ -199,6 +199,49 @@ def test_serve_banner_tells_the_real_address_data_dir_and_model_origin(tmp_path)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_serve_while_a_model_downloads_answers_at_once_and_uploads_wait(tmp_path):
+    hub = FakeHub(repos_for(MODELS, list(TEST_MODELS.values())), hold=True)  # file bodies held back
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MMRAG_", "HF_"))}
+    env.update(TEST_MODELS, MMRAG_API_KEYS="k=default", HF_ENDPOINT=hub.url, HF_HUB_DOWNLOAD_TIMEOUT="60")
+    cmd = [sys.executable, "-m", "mmrag.cli", "serve", "--port", str(port), "--data-dir", str(tmp_path / "d")]
+    with open(tmp_path / "serve.log", "w") as log:  # the server keeps its own copy of the handle
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    api = Api(f"http://127.0.0.1:{port}", "k")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                health = api.ok(api.get("/health"))
+                if health["components"]["models"]["text"]["state"] == "downloading":
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
+            time.sleep(0.1)
+        started = time.monotonic()
+        r = api.post("/search/text", json={"query": "relief valve"})
+        assert time.monotonic() - started < 5
+        assert r.status_code == 503 and "being downloaded" in r.json()["error"]["error_detail"], r.text
+        upload = {"document_type": "text", "content": "The relief valve opens at 93 kPa."}
+        doc_id = api.ok(api.post("/documents/upload", json=upload))["document_id"]
+        deadline = time.monotonic() + 20
+        while "being downloaded" not in (doc := api.ok(api.get(f"/documents/{doc_id}"))).get("error", ""):
+            assert time.monotonic() < deadline, doc
+            time.sleep(0.1)
+        assert doc["status"] == "processing" and doc["error"].startswith("waiting")
+
+        hub.release()
+        done = api.wait(doc_id, timeout=120)
+        assert done["status"] == "completed" and "error" not in done, done
+        hits = api.ok(api.post("/search/text", json={"query": "relief valve pressure"}))
+        assert doc_id in {h["document_id"] for h in hits["results"]}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        hub.close()
 
 
 def test_make_serve_passes_host_and_port():
