@@ -112,3 +112,17 @@ def test_follow_ups_are_questions_about_the_sources_not_used(api, category):
         assert s.endswith("?") and s != question and "relief valve" not in s.lower()
     # the manual's other sections, named by their headings or their recurring phrases
     assert any(("Coolant" in s or "Radiator" in s or "coolant" in s) for s in suggestions), suggestions
+
+
+def test_an_english_question_over_a_chinese_document_it_cannot_match_is_declined(api):
+    cat = "decline-zh-" + uuid.uuid4().hex[:8]
+    content = "冷却系统\n\n冷却液每两年更换一次。散热器盖在发动机热的时候不能打开，因为冷却液处于高压状态。"
+    up = api.ok(
+        api.post("/documents/upload", json={"document_type": "text", "content": content, "metadata": {"category": cat}})
+    )
+    assert api.wait(up["document_id"])["status"] == "completed"
+    data = ask(api, cat, "How often is the coolant replaced?")  # retrieval cannot match: no shared word
+    assert data["sources"] and data["answer"] == NO_ANSWER["en"] and data["confidence_score"] == 0
+    # the same document answers a Chinese question about it
+    data = ask(api, cat, "冷却液多久更换一次？")
+    assert data["answer"].startswith("冷却液每两年更换一次。") and data["confidence_score"] > 0
