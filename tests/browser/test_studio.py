@@ -63,6 +63,7 @@ class Studio:
         self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.bodies: dict[str, str | None] = {}
+        self.languages: list[str] = []  # Accept-Language of each API call
         self.page.on("request", self._saw)
         self.page.set_default_timeout(30_000)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -70,6 +71,8 @@ class Studio:
     def _saw(self, request) -> None:
         self.requests.append(request.url)
         self.bodies[request.url.split("?")[0]] = request.post_data
+        if "/api/v1/" in request.url:
+            self.languages.append(request.headers.get("accept-language", ""))
 
     def requests_json(self, path: str) -> dict:
         """The JSON body of the last request to an API path."""
@@ -255,6 +258,7 @@ def test_open_a_result_at_its_page(studio):
     assert "Page 1" in first.inner_text()
     first.locator("a.result-link").click()
     studio.page.wait_for_url(re.compile(r"#/doc/doc_[0-9a-f]+\?page=1"))
+    assert studio.languages[-1].startswith("en")
     target = studio.page.locator(".chunk.target")
     target.wait_for()
     assert target.get_attribute("data-page") == "1" and "relief valve" in target.inner_text()
@@ -266,6 +270,9 @@ def test_open_a_result_at_its_page(studio):
     assert all(w > 0 for w in studio.images_loaded("dialog .viewer img"))
     studio.shot("09-picture-full-size", full_page=False)
     studio.page.keyboard.press("Escape")
+    studio.page.go_back()  # back to the same results
+    studio.page.locator(".result mark").first.wait_for()
+    assert studio.page.input_value("#q") == "relief valve pressure gauge"
 
 
 def test_ask_streams_an_answer_with_a_citation_and_a_picture(studio):
@@ -346,6 +353,7 @@ def test_phone_width_and_chinese(studio):
     assert studio.page.evaluate("document.documentElement.scrollWidth") <= 390
     studio.shot("14-phone-library-zh")
     search(studio, "relief valve")
+    assert studio.languages[-1].startswith("zh"), "API calls ask for Chinese messages"
     assert studio.page.evaluate("document.documentElement.scrollWidth") <= 390
     studio.shot("15-phone-search-zh")
     for name, hash_, ready in [

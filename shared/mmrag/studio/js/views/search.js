@@ -212,6 +212,11 @@ export async function render(main, { params }) {
       return;
     }
     const f = filters();
+    if (m === "text") {
+      // a search by words can be returned to (back from a result) and bookmarked
+      const q = new URLSearchParams({ q: text, target: target.value });
+      history.replaceState(null, "", `#/search?${q}`);
+    }
     if (m === "text" && target.value === "text") {
       return run(null, () => api.post("search/text", { query: text, top_k: k, filters: f, search_options: { rerank: rerank.checked } }));
     }
@@ -241,6 +246,7 @@ export async function render(main, { params }) {
     run(t("search.similar.to", { what: id }), () => api.post("search/similar", { reference_type: kind, reference_id: id, top_k: 10 }));
   } else if (params.get("q")) {
     query.value = params.get("q");
+    if (params.get("target") === "image") target.value = "image";
     form.requestSubmit();
   }
   query.focus();
