@@ -49,4 +49,4 @@ def health(c=Depends(container)):
         body["problems"] = issues
     if status == "starting":
         return ok(body, "服务启动中：正在加载模型")
-    return ok(body, "服务正常" if status == "ok" else "部分组件异常: " + "; ".join(issues)[:300])
+    return ok(body, "服务正常" if status == "ok" else "部分组件异常")  # what is wrong: data.problems
