@@ -333,6 +333,30 @@ def test_edit_metadata_then_filter_the_library(studio):
     studio.shot("12-library-filtered")
 
 
+def test_document_text_is_never_markup(studio, live):
+    """Titles, text and highlights from documents are shown as text: markup in them does not run."""
+    payload = '<img src=x onerror="window.__xss=1">'
+    key = {"Authorization": f"Bearer {KEY_A}"}
+    r = requests.post(
+        f"{live.url}/api/v1/documents/upload",
+        headers=key,
+        json={"document_type": "text", "content": f"Hostile {payload} marker text", "metadata": {"title": payload}},
+        timeout=30,
+    )
+    doc_id = r.json()["data"]["document_id"]
+    try:
+        studio.go("#/library")
+        studio.page.locator("table.docs tbody tr", has_text=payload).wait_for()
+        search(studio, "hostile marker")
+        assert payload in studio.page.inner_text(".result .snippet")
+        studio.go(f"#/doc/{doc_id}")
+        studio.page.locator(".chunk").first.wait_for()
+        assert studio.page.evaluate("window.__xss") is None
+        assert studio.page.locator("img[src=x]").count() == 0
+    finally:
+        requests.delete(f"{live.url}/api/v1/documents/{doc_id}", headers=key, timeout=30)
+
+
 def test_delete_a_document(studio, live):
     studio.go("#/library")
     row = studio.page.locator("table.docs tbody tr", has_text="radiator.png")
