@@ -42,6 +42,8 @@ def test_missing_model_fails_fast_with_its_fix_and_uploads_wait_for_it(tmp_path)
         assert TEXT_MODEL in text_problem and str(model_dir) in text_problem
         assert "HF_HUB_OFFLINE" in text_problem and "mmrag models download" in text_problem
         assert health["components"]["models"]["text"]["state"] == "error"
+        clip = poll(lambda: [p for p in api.ok(api.get("/health")).get("problems", []) if "models.clip.image:" in p])
+        assert clip and TEST_MODELS["MMRAG_IMAGE_MODEL"] in clip[0] and "MMRAG_IMAGE_MODEL" in clip[0]
 
         for path, body in (
             ("/search/text", {"query": "relief valve"}),

@@ -166,7 +166,7 @@ class ModelSource:
         failure = self._failures.get(name)
         if failure is None or self.fingerprint(name) != failure.fingerprint:
             return None  # not known any more: the next use tries again
-        return failure.error.detail
+        return f"{failure.error.message}: {failure.error.detail}"
 
     def fingerprint(self, name: str) -> tuple[Any, ...]:
         """What a user changes to fix a missing model: its folder appearing, downloads switched on."""

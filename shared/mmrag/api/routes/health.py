@@ -19,17 +19,22 @@ def problems(components: dict[str, Any]) -> list[str]:
     for name, comp in components.items():
         if not isinstance(comp, dict):
             continue
-        found = [
-            (f"{name}.{key[: -len('_error')]}" if key != "error" else name, value)
-            for key, value in comp.items()
-            if key.endswith("error") and value
-        ]
-        for part, sub in comp.items():
-            if isinstance(sub, dict) and sub.get("error"):
-                found.append((f"{name}.{part}", sub["error"]))
+        found = _errors(name, comp)
         if comp.get("status") == "error" and not found:
-            found.append((name, f"state {comp.get('state', 'error')}; see the server log"))
-        out += [f"{where}: {why}" for where, why in found]
+            found.append(f"{name}: state {comp.get('state', 'error')}; see the server log")
+        out += found
+    return out
+
+
+def _errors(path: str, part: dict[str, Any]) -> list[str]:
+    """`error` and `<side>_error` entries at any depth, named by where they are (models.clip.image: ...)."""
+    out: list[str] = []
+    for key, value in part.items():
+        if isinstance(value, dict):
+            out += _errors(f"{path}.{key}", value)
+        elif value and isinstance(value, str) and (key == "error" or key.endswith("_error")):
+            where = path if key == "error" else f"{path}.{key.removesuffix('_error')}"
+            out.append(f"{where}: {value}")
     return out
 
 
