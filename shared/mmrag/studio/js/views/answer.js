@@ -85,7 +85,7 @@ export function answerView() {
       clear(
         picturesBox,
         h("h3", {}, t("ask.pictures")),
-        images.map((img) =>
+        images.map((img) => ({ ...img, page: img.page_number ?? img.page })).map((img) =>
           h(
             "figure",
             {},
