@@ -9,6 +9,7 @@ import io
 import pytest
 
 from mmrag.core.documents import NewDocument, title_from_file_name, url_file_name
+from mmrag.core.ingestion import own_title
 from mmrag.errors import Conflict, InvalidParameter, MMRagError, NotFound, UnsupportedFormat
 from tests.fakes import CoreServices, MemoryDocumentStore
 from tests.samples import text_pdf
@@ -61,6 +62,15 @@ def test_title_comes_from_the_caller_the_file_name_or_the_document_itself(servic
     docx = services.ingest(T, None, file=b64(docx_titled("Gearbox guide", "Oil the gearbox monthly.")))
     assert docx.metadata["title"] == "Gearbox guide"
     assert "title" not in services.ingest(T, None, content="no heading at all, only prose").metadata
+
+
+def test_placeholder_titles_of_authoring_tools_do_not_count(services):
+    assert own_title("Microsoft Word - Pump Manual.docx", "") == "Pump Manual"
+    for placeholder in ("Untitled", "PowerPoint Presentation", "Document1", "Slide 1", "title"):
+        assert own_title(placeholder, "") is None and own_title(placeholder, "# Real one\n\nx") == "Real one"
+    assert own_title("  Gear   box ", "# ignored") == "Gear box" and own_title(None, "no heading") is None
+    untitled = services.ingest(T, None, file=b64(docx_titled("Untitled", "Oil the gearbox monthly.")))
+    assert "title" not in untitled.metadata
 
 
 def test_file_names_of_urls_and_paths():

@@ -448,12 +448,21 @@ def _extractive_summary(chunks: list[Chunk], items: list[IndexItem], max_sentenc
 
 _HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 TITLE_CHARS = 200
+# what authoring tools write when the author wrote nothing: not a title
+_TOOL_PREFIX = re.compile(r"^microsoft (?:word|powerpoint|excel) - ", re.IGNORECASE)
+_PLACEHOLDER_TITLES = re.compile(
+    r"^(?:untitled(?: document)?|title|document\d*|presentation\d*|powerpoint presentation|slide \d+|no title)$",
+    re.IGNORECASE,
+)
 
 
 def own_title(declared: str | None, first_page: str) -> str | None:
-    """A document's own title: its properties' (PDF, DOCX, PPTX) or HTML <title>/<h1>, else a Markdown heading."""
-    if not declared:
+    """A document's own title: its properties' (PDF, DOCX, PPTX) or HTML <title>/<h1>, else a Markdown heading.
+    Placeholders of authoring tools ("Untitled", "Microsoft Word - x.docx") do not count."""
+    title = " ".join(_TOOL_PREFIX.sub("", declared or "").split())
+    if title and _TOOL_PREFIX.match(declared or ""):
+        title = re.sub(r"\.(?:docx?|pptx?|xlsx?|rtf|txt)$", "", title, flags=re.IGNORECASE)
+    if not title or _PLACEHOLDER_TITLES.match(title):
         heading = _HEADING.search(first_page[:20_000])
-        declared = heading.group(1) if heading else None
-    title = " ".join((declared or "").split())[:TITLE_CHARS]
-    return title or None
+        title = " ".join(heading.group(1).split()) if heading else ""
+    return title[:TITLE_CHARS] or None
