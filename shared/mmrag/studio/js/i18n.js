@@ -28,7 +28,7 @@ const STRINGS = {
     "common.page": "page {n}",
     "common.prev": "Previous",
     "common.next": "Next",
-    "common.pageof": "Page {page} of {pages} ({total} documents)",
+    "common.pageof": "Page {page} of {pages} · {total} in all",
     "common.seconds": "{s} s",
     "common.untitled": "(untitled)",
     "common.offline": "The server cannot be reached.",
