@@ -50,7 +50,9 @@ def check_data_dir(report: Report, flag: str | None) -> Path:
     return dd.path
 
 
-def check_model(report: Report, source, m: ConfiguredModel) -> None:
+def check_model(report: Report, source, loader, m: ConfiguredModel) -> None:
+    """`source` says where the model is (the data dir's real cache); `loader` opens it (its cache folder may be a
+    scratch one: fastembed creates the folder, and a data dir that does not exist yet is not made by looking)."""
     from mmrag.adapters.local.models import MissingModel
 
     origin = source.origin(m.kind, m.name)
@@ -58,7 +60,7 @@ def check_model(report: Report, source, m: ConfiguredModel) -> None:
     bad = report.warn if m.role == "reranker" else report.fail  # without a reranker only `rerank: true` degrades
     try:
         if on_disk:
-            source.build(m.kind, m.name, threads=1)
+            loader.build(m.kind, m.name, threads=1)
         else:
             source.locate(m.kind, m.name)  # the hub answers: a download on first use would work
     except MissingModel as exc:
@@ -132,12 +134,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     settings = Settings(data_dir=data_dir)
     if settings.model_dir and not Path(settings.model_dir).is_dir():
         report.fail("MMRAG_MODEL_DIR", f"{settings.model_dir} is not a folder", "point it at the models' folder")
+    roles = model_settings(settings)
+    source = ModelSource(settings.model_dir, data_dir / "models", threads=1, settings_of=roles)
     with tempfile.TemporaryDirectory(prefix="mmrag-doctor-") as scratch:
-        # fastembed creates its cache folder: a data dir that does not exist yet is not made by looking at it
-        cache = data_dir / "models" if data_dir.is_dir() else Path(scratch)
-        source = ModelSource(settings.model_dir, cache, threads=1, settings_of=model_settings(settings))
+        loader = source if data_dir.is_dir() else ModelSource(settings.model_dir, Path(scratch), 1, settings_of=roles)
         for m in configured_models(settings):
-            check_model(report, source, m)
+            check_model(report, source, loader, m)
     check_ocr(report)
     check_answers(report, settings)
     check_keys(report, settings, data_dir)
