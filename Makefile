@@ -41,7 +41,7 @@ test-core: install  # the core (search, answers, ingestion) on the in-memory fak
 openapi: install  # docs/openapi.json from the app's routes (tests/api/test_openapi.py fails while it is stale)
 	$(BIN)/python -m mmrag.api.openapi_file --write docs/openapi.json
 
-fuzz: install  # Schemathesis over docs' OpenAPI document against mmrag serve on loopback; FUZZ_ARGS=--max-examples 200
+fuzz: install  # Schemathesis against mmrag serve on loopback, from its /openapi.json (FUZZ_ARGS="--max-examples 200")
 	MMRAG_MODEL_DIR=$${MMRAG_MODEL_DIR:-$(SHARED_MODELS)} $(BIN)/python scripts/fuzz_api.py $(FUZZ_ARGS)
 
 acceptance: install
