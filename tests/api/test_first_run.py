@@ -65,6 +65,12 @@ def test_missing_model_fails_fast_with_its_fix_and_uploads_wait_for_it(tmp_path)
         assert waiting["error"].startswith("waiting") and "MMRAG_TEXT_MODEL" in waiting["error"]
         assert "mmrag models download" in waiting["error"] and "processed as soon as" in waiting["error"]
 
+        # waiting is not an interrupted attempt: more rounds than MMRAG_MAX_JOB_ATTEMPTS and it still waits
+        runner = live.container.runner
+        time.sleep(max(runner.model_wait_s, runner.retry_delay_s) * (runner.max_attempts + 1))
+        still = api.ok(api.get(f"/documents/{doc_id}"))
+        assert still["status"] == "processing" and still["error"].startswith("waiting"), still
+
         link_models(model_dir)  # the models arrive while the server runs: no restart
         done = api.wait(doc_id, timeout=120)
         assert done["status"] == "completed" and "error" not in done, done
