@@ -67,6 +67,9 @@ class MissingModel(ModelUnavailable):
         super().__init__(message, f"{why}. Fix: {fix}.")
         self.why, self.fix = why, fix
 
+    def __str__(self) -> str:  # logs and messages built from str(exc) (the reranker's rerank_error) keep the why
+        return f"{self.message}: {self.why}"
+
 
 @dataclass
 class _Failure:
