@@ -169,11 +169,10 @@ def test_doctor_exit_status_says_whether_the_setup_is_usable(tmp_path):
 
 
 def test_serve_banner_tells_the_real_address_data_dir_and_model_origin(tmp_path):
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MMRAG_")}
     env.update(TEST_MODELS, MMRAG_MODEL_DIR=str(MODELS), HF_HUB_OFFLINE="1", MMRAG_API_KEYS="k=default")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mmrag.cli", "serve", "--port", str(port), "--data-dir", str(tmp_path / "d")],
+    proc = subprocess.Popen(  # port 0: the system picks one, and only the banner can tell which
+        [sys.executable, "-m", "mmrag.cli", "serve", "--port", "0", "--data-dir", str(tmp_path / "d")],
         cwd=tmp_path,
         env=env,
         stderr=subprocess.PIPE,
@@ -181,10 +180,11 @@ def test_serve_banner_tells_the_real_address_data_dir_and_model_origin(tmp_path)
     )
     try:
         assert proc.stderr is not None
-        lines = [proc.stderr.readline() for _ in range(8)]
-        banner = "".join(lines)
-        url = f"http://127.0.0.1:{port}"
-        assert f"on {url}" in banner and f"data dir: {tmp_path / 'd'}" in banner, banner
+        banner = "".join(proc.stderr.readline() for _ in range(8))
+        found = re.search(r" on (http://127\.0\.0\.1:(\d+)) ", banner)
+        assert found and found.group(2) != "0", banner
+        url = found.group(1)
+        assert f"data dir: {tmp_path / 'd'}" in banner, banner
         assert f"from MMRAG_MODEL_DIR ({MODELS / TEST_MODELS['MMRAG_TEXT_MODEL']})" in banner, banner
         http = requests.Session()
         http.trust_env = False
@@ -196,6 +196,10 @@ def test_serve_banner_tells_the_real_address_data_dir_and_model_origin(tmp_path)
             except requests.ConnectionError:
                 assert time.monotonic() < deadline, "server did not answer"
                 time.sleep(0.2)
+        # a second server on the same port says so at once, before touching any data dir
+        taken = mmrag("serve", "--port", found.group(2), "--data-dir", str(tmp_path / "other"), cwd=tmp_path)
+        assert taken.returncode == 1 and f"cannot listen on 127.0.0.1:{found.group(2)}" in taken.stderr
+        assert "--port" in taken.stderr and not (tmp_path / "other").exists()
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -25,13 +26,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from mmrag.cli.banner import banner
     from mmrag.composition import build_container
 
+    # bound before the banner, so that it names the address really listened on (--port 0: the one given)
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        print(
+            f"mmrag serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc} "
+            "(another server there? choose another: --port P, MMRAG_PORT=P or make serve PORT=P)",
+            file=sys.stderr,
+        )
+        return 1
     on_aws = os.environ.get("MMRAG_BACKEND", "local").strip().lower() == "aws"  # no data dir there
     settings = _settings(Path(".mmrag") if on_aws else open_data_dir(args.data_dir, create=True, command="serve"))
     container = build_container(settings)
-    print(banner(settings, container, args.host, args.port), file=sys.stderr, flush=True)
-    app = create_app(container)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=10)
+    print(banner(settings, container, args.host, sock.getsockname()[1]), file=sys.stderr, flush=True)
+    config = uvicorn.Config(
+        create_app(container), log_level=args.log_level, timeout_graceful_shutdown=10, host=args.host
+    )
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a restart need not wait
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _key_service(args: argparse.Namespace):
