@@ -3,12 +3,16 @@ fence around untrusted text, streams, chat sessions."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from mmrag.adapters.generators.extractive import NO_ANSWER, ExtractiveGenerator
 from mmrag.core.answering import (
+    MAX_PAGE_PICTURES,
     Answered,
     AskParams,
+    ChatAnswered,
     GenerationStarted,
     RetrievalStarted,
     Retrieved,
@@ -19,7 +23,7 @@ from mmrag.core.generation import ProviderUnavailable
 from mmrag.errors import InvalidParameter
 from mmrag.text.analyzer import tokens
 from tests.fakes import CoreServices, FakeOcr, ScriptedGenerator, TermOverlapReranker, fake_rerankers
-from tests.samples import b64, shape_png
+from tests.samples import b64, build_pdf, shape_png
 
 T = "t1"  # the tenant
 
@@ -156,3 +160,74 @@ def test_chat_turns_lean_on_the_session():
     assert s.answers.chat(T, AskParams("valve?"), "s2", None, save=False).saved is False
     assert s.sessions.get_session(T, "s2") is None
     assert s.answers.delete_session(T, "s1") == 4 and s.sessions.get_session(T, "s1") is None
+
+
+def test_a_streamed_chat_turn_leans_on_the_session_and_is_saved_when_complete():
+    s = library(ExtractiveGenerator(None))
+    s.answers.chat(T, AskParams("When does the relief valve open?"), "s1", None, save=True)
+    p = AskParams("How often is it inspected?")
+    ctx = s.answers.begin_chat(T, p, "s1", None)
+    assert ctx.session_id == "s1" and "relief valve" in ctx.context
+    events = list(s.answers.chat_stream(T, p, ctx, save=True))
+    kinds = [type(e) for e in events]
+    assert kinds[:3] == [RetrievalStarted, Retrieved, GenerationStarted] and kinds[-1] is ChatAnswered
+    assert Token in kinds and Answered not in kinds
+    turn = events[-1].turn
+    assert turn.session_id == "s1" and turn.history_turns == 1 and turn.saved
+    assert "six months" in turn.answer.text == "".join(e.text for e in events if isinstance(e, Token))
+    assert [m.content for m in s.sessions.get_session(T, "s1").messages][2:] == [p.question, turn.answer.text]
+
+
+def test_a_streamed_chat_turn_that_fails_or_is_cancelled_is_not_saved():
+    gen = ScriptedGenerator("The valve opens at 93 kPa [1].")
+    gen.fail, gen.fail_after = ProviderUnavailable("provider down", "scripted: 503 from upstream"), 1
+    s = library(gen)
+    p = AskParams("relief valve", model="scripted")
+    events = list(s.answers.chat_stream(T, p, s.answers.begin_chat(T, p, "s1", None), save=True))
+    assert type(events[-1]) is StreamFailed and s.sessions.get_session(T, "s1") is None
+    gen.fail = None
+    cancelled = threading.Event()
+    stream = s.answers.chat_stream(T, p, s.answers.begin_chat(T, p, "s1", None), save=True, cancelled=cancelled)
+    for event in stream:
+        if isinstance(event, Token):
+            cancelled.set()
+    assert s.sessions.get_session(T, "s1") is None
+    with pytest.raises(InvalidParameter):  # bad input is refused before anything streams
+        s.answers.begin_chat(T, AskParams("valve", model="gpt-9"), "s1", None)
+
+
+def picture_page(text: str, rgb: tuple[int, int, int]) -> dict:
+    return {"lines": [(72, 700, text)], "images": [(72, 400, 240, 180, 48, 36, rgb)]}
+
+
+def test_pictures_on_the_page_of_a_retrieved_passage_come_with_the_answer():
+    s = CoreServices()
+    pdf = build_pdf(
+        [
+            picture_page("The pump diagram shows the relief valve and its outlet pipe.", (0, 0, 255)),
+            picture_page("The canteen menu changes every week.", (255, 0, 0)),
+        ]
+    )
+    doc = s.ingest(T, "pdf", file=b64(pdf), metadata={"title": "pump manual"})
+    pictures = {img.page_number: img for img in s.docs.get_images(T, doc.document_id)}
+    assert set(pictures) == {1, 2}
+    s.ingest(T, "image", file=b64(shape_png("green")), metadata={"title": "unrelated"})
+    prep, answer = s.answers.ask(T, AskParams("What does the pump diagram show about the relief valve?"))
+    page1 = next(src for src in prep.sources if src.kind == "chunk" and src.page == 1)
+    assert answer.cited and answer.cited[0] == page1
+    found = {rec.image_id: score for rec, score in prep.images}
+    assert found[pictures[1].image_id] == page1.relevance  # scored by the passage that brought it
+    assert pictures[2].image_id not in found or any(src.page == 2 for src in prep.sources)
+    assert [score for _, score in prep.images] == sorted((score for _, score in prep.images), reverse=True)
+
+
+def test_page_pictures_are_few_and_never_twice():
+    s = CoreServices()
+    many = [(40 + 110 * i, 300, 100, 75, 48, 36, (50 * i, 0, 255 - 50 * i)) for i in range(MAX_PAGE_PICTURES + 2)]
+    pdf = build_pdf([{"lines": [(72, 700, "The wiring board holds many relays.")], "images": many}])
+    doc = s.ingest(T, "pdf", file=b64(pdf))
+    assert len(s.docs.get_images(T, doc.document_id)) == MAX_PAGE_PICTURES + 2
+    prep, _ = s.answers.ask(T, AskParams("wiring board relays"))
+    ids = [rec.image_id for rec, _ in prep.images]
+    assert not any(x.kind == "image" for x in prep.sources)  # no picture was retrieved itself
+    assert len(ids) == len(set(ids)) == MAX_PAGE_PICTURES

@@ -10,6 +10,7 @@ from fastapi import Request
 from mmrag.core.answering import (
     Answer,
     Answered,
+    ChatAnswered,
     ChatTurn,
     GenerationStarted,
     Prepared,
@@ -485,18 +486,23 @@ def answer_data(request: Request, prep: Prepared, answer: Answer) -> dict[str, A
     }
 
 
-def chat_data(request: Request, turn: ChatTurn) -> dict[str, Any]:
-    data = answer_data(request, turn.prep, turn.answer)
-    data["session_id"] = turn.session_id
-    data["context_used"] = {
-        "history_turns": turn.history_turns,
-        "retrieved_chunks": sum(1 for s in turn.prep.sources if s.kind == "chunk"),
-        "retrieved_images": len(turn.prep.images),
-        "history_query": turn.history_query,
+def chat_fields(turn: ChatTurn) -> dict[str, Any]:
+    """What a chat answer adds to an answer (in /qa/chat's data and in /qa/chat-stream's `complete` event)."""
+    return {
+        "session_id": turn.session_id,
+        "context_used": {
+            "history_turns": turn.history_turns,
+            "retrieved_chunks": sum(1 for s in turn.prep.sources if s.kind == "chunk"),
+            "retrieved_images": len(turn.prep.images),
+            "history_query": turn.history_query,
+        },
+        "follow_up_suggestions": turn.suggestions,
+        "session_saved": turn.saved,
     }
-    data["follow_up_suggestions"] = turn.suggestions
-    data["session_saved"] = turn.saved
-    return data
+
+
+def chat_data(request: Request, turn: ChatTurn) -> dict[str, Any]:
+    return answer_data(request, turn.prep, turn.answer) | chat_fields(turn)
 
 
 def stream_events(request: Request, event: StreamEvent) -> list[dict[str, Any]]:
@@ -526,6 +532,9 @@ def stream_events(request: Request, event: StreamEvent) -> list[dict[str, Any]]:
                 "response_time": round(time.perf_counter() - prep.started, 4),
             }
             return [{"type": "sources", "data": sources}, {"type": "complete", "data": complete}]
+        case ChatAnswered(turn):
+            *before, complete = stream_events(request, Answered(turn.prep, turn.answer))
+            return [*before, {"type": "complete", "data": complete["data"] | chat_fields(turn)}]
         case StreamFailed(code, message, detail):
             data = {"error_code": code, "message": message}
             if code != "INTERNAL_ERROR":

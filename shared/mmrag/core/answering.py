@@ -28,6 +28,7 @@ from mmrag.text.analyzer import has_cjk, tokens
 
 MAX_MODEL_IMAGES = 4
 MAX_IMAGE_SIDE = 1024
+MAX_PAGE_PICTURES = 3  # pictures added because they share a page with a retrieved passage
 CITATION = re.compile(r"\[(\d{1,3})\]")
 
 SYSTEM_PROMPT = """You are mmrag's answering assistant. Answer the user's question using only the numbered sources \
@@ -61,6 +62,15 @@ class ChatTurn:
     history_query: str | None  # what joined the search from the history
     suggestions: list[str]
     saved: bool
+
+
+@dataclass
+class ChatContext:
+    """What a chat turn leans on, settled before retrieval: its session, the history and the search context."""
+
+    session_id: str
+    turns: list[HistoryTurn]
+    context: str | None  # what joins the search from the history
 
 
 @dataclass
@@ -153,13 +163,20 @@ class Answered:
 
 
 @dataclass
+class ChatAnswered:
+    """A streamed chat turn that completed (and was saved when asked): the answer plus the chat's own fields."""
+
+    turn: ChatTurn
+
+
+@dataclass
 class StreamFailed:
     code: str
     message: str
     detail: Any = None
 
 
-StreamEvent = RetrievalStarted | Retrieved | GenerationStarted | Token | Answered | StreamFailed
+StreamEvent = RetrievalStarted | Retrieved | GenerationStarted | Token | Answered | ChatAnswered | StreamFailed
 
 
 class GeneratorRegistry:
@@ -379,7 +396,26 @@ class AnswerService:
                             r.image,
                         )
                     )
+        self._add_page_pictures(tenant, sources, images)
         return sources, sorted(images.values(), key=lambda x: -x[1])
+
+    def _add_page_pictures(
+        self, tenant: str, sources: list[Source], images: dict[str, tuple[ImageRecord, float]]
+    ) -> None:
+        """The pictures on the pages the retrieved passages come from (a figure beside the text that describes it):
+        best passage first, at most MAX_PAGE_PICTURES, each scored by its passage's relevance."""
+        pages = [s for s in sorted(sources, key=lambda s: -s.relevance) if s.kind == "chunk" and s.page is not None]
+        by_document: dict[str, list[ImageRecord]] = {}
+        added = 0
+        for s in pages:
+            if s.document_id not in by_document:
+                by_document[s.document_id] = self.search.docs.get_images(tenant, s.document_id)
+            for img in by_document[s.document_id]:
+                if img.page_number == s.page and img.image_id not in images:
+                    images[img.image_id] = (img, s.relevance)
+                    added += 1
+                    if added == MAX_PAGE_PICTURES:
+                        return
 
     # ------------------------------------------------------------------ results
     def finish(self, prep: Prepared, result: GenResult) -> Answer:
@@ -417,12 +453,18 @@ class AnswerService:
         prep.timings["generate"] = round(time.perf_counter() - start, 5)
         return prep, self.finish(prep, result)
 
-    def stream(self, tenant: str, p: AskParams, cancelled: threading.Event | None = None) -> Iterator[StreamEvent]:
+    def stream(
+        self,
+        tenant: str,
+        p: AskParams,
+        cancelled: threading.Event | None = None,
+        context_text: str | None = None,
+    ) -> Iterator[StreamEvent]:
         """The answer as events in the contract's order; a failure yields `StreamFailed` and ends the stream.
         Setting `cancelled` (the client went away) stops at the next piece and closes the provider's stream."""
         yield RetrievalStarted()
         try:
-            prep = self.prepare(tenant, p)
+            prep = self.prepare(tenant, p, context_text)
             yield Retrieved(prep)
             yield GenerationStarted(prep)
             result: GenResult | None = None
@@ -458,6 +500,34 @@ class AnswerService:
     ) -> ChatTurn:
         """One conversation turn: the history from the request (role, content, pictures as base64/URLs) or else
         from the stored session, the history joined to the search when asked, the answer, and the turn saved."""
+        ctx = self.begin_chat(tenant, p, session_id, history)
+        prep, answer = self.ask(tenant, p, context_text=ctx.context)
+        return self.end_chat(tenant, ctx, prep, answer, save)
+
+    def chat_stream(
+        self, tenant: str, p: AskParams, ctx: ChatContext, save: bool, cancelled: threading.Event | None = None
+    ) -> Iterator[StreamEvent]:
+        """A conversation turn as `stream` events (after `begin_chat`), ending in `ChatAnswered` instead of
+        `Answered`; the turn is saved only when the answer completed."""
+        for event in self.stream(tenant, p, cancelled, ctx.context):
+            if not isinstance(event, Answered):
+                yield event
+                continue
+            try:
+                turn = self.end_chat(tenant, ctx, event.prep, event.answer, save)
+            except MMRagError as exc:
+                yield StreamFailed(exc.code, exc.message, exc.detail)
+                return
+            except Exception as exc:  # noqa: BLE001 - the stream must end with an event, not a dropped connection
+                yield StreamFailed("INTERNAL_ERROR", type(exc).__name__)
+                return
+            yield ChatAnswered(turn)
+
+    def begin_chat(
+        self, tenant: str, p: AskParams, session_id: str | None, history: list[tuple[str, str, list[str]]] | None
+    ) -> ChatContext:
+        """Validate the turn and settle its history (sets `p.history`): everything that can reject the request."""
+        self.validate(p)
         session_id = session_id or new_id("session")
         if history is not None:
             turns = [
@@ -468,7 +538,11 @@ class AnswerService:
             turns = self.history_from_session(tenant, session_id)
         p.history = answered_exchanges(turns)
         context = self.context_query(turns) if p.use_history_context else None
-        prep, answer = self.ask(tenant, p, context_text=context)
+        return ChatContext(session_id, turns, context)
+
+    def end_chat(self, tenant: str, ctx: ChatContext, prep: Prepared, answer: Answer, save: bool) -> ChatTurn:
+        """The turn saved when asked, and what the chat answer adds: suggestions and the history it used."""
+        p, session_id, turns, context = prep.params, ctx.session_id, ctx.turns, ctx.context
         if save:
             q_img = self.decode_image(p.question_image) if p.question_image else None
             cited = [(s.source_id, s.document_id, round(s.relevance, 6)) for s in prep.sources]
@@ -572,6 +646,8 @@ def follow_up_suggestions(prep: Prepared, cited_ids: list[str], limit: int = 3) 
 
 __all__ = [
     "Answer",
+    "ChatAnswered",
+    "ChatContext",
     "AnswerService",
     "AskParams",
     "GeneratorRegistry",
