@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from tests.conftest import assert_error
-from tests.samples import b64, shape_png
+from tests.samples import b64, build_pdf, shape_png
 
 
 def word() -> str:
@@ -233,3 +233,30 @@ def test_pictures_sent_earlier_stay_in_the_session(api, server):
     assert turns[0].images and turns[0].images[0].mime == "image/jpeg"
     api.ok(api.delete(f"/qa/sessions/{sid}"))
     assert server.container.answers.history_from_session("tenant-a", sid) == []
+
+
+def test_the_picture_on_the_page_of_the_answer_comes_with_it(api):
+    w = word()
+    pdf = build_pdf(
+        [
+            {
+                "lines": [(72, 700, f"The {w} pump diagram shows the inlet, the impeller and the outlet valve.")],
+                "images": [(72, 400, 240, 180, 48, 36, (0, 128, 255))],
+            },
+            {"lines": [(72, 700, "Warranty terms are printed on the back cover.")]},
+        ]
+    )
+    doc = api.ok(
+        api.post("/documents/upload", json={"document_type": "pdf", "file": b64(pdf), "metadata": {"category": w}})
+    )
+    detail = api.wait(doc["document_id"])
+    picture = next(i for i in detail["images"] if i.get("page_number", i.get("page")) == 1)
+    data = api.ok(
+        api.post("/qa/ask", json={"question": f"What does the {w} pump diagram show?", "filters": {"category": w}})
+    )
+    assert data["sources"][0]["metadata"]["page"] == 1 and "[1]" in data["answer"]
+    got = {i["image_id"]: i for i in data["retrieved_images"]}
+    assert picture["image_id"] in got and got[picture["image_id"]]["page"] == 1
+    assert got[picture["image_id"]]["image_url"]
+    scores = [i["relevance_score"] for i in data["retrieved_images"]]
+    assert scores == sorted(scores, reverse=True)
