@@ -28,6 +28,7 @@ PUBLIC = {("get", "/api/v1/health")}  # every other operation needs `Authorizati
 UPLOAD = ("post", "/api/v1/documents/upload")
 BATCH_UPLOAD = ("post", "/api/v1/documents/batch-upload")
 STREAM = ("post", "/api/v1/qa/ask-stream")
+CHAT_STREAM = ("post", "/api/v1/qa/chat-stream")
 PICTURES = {("get", "/api/v1/images/{image_id}"), ("get", "/api/v1/images/{image_id}/thumbnail")}
 # Statuses beyond the general rules of `error_statuses`, and why.
 EXTRA_STATUSES: dict[tuple[str, str], set[int]] = {
@@ -37,6 +38,7 @@ EXTRA_STATUSES: dict[tuple[str, str], set[int]] = {
     ("post", "/api/v1/search/similar"): {404},  # the reference does not exist
     ("post", "/api/v1/qa/ask"): {415},  # an unreadable question or context picture
     STREAM: {415},
+    CHAT_STREAM: {415},
     ("post", "/api/v1/qa/chat"): {415},
     **{op: {403} for op in PICTURES},  # a signed picture URL that expired or is not ours
     ("post", "/api/v1/documents/{document_id}/reprocess"): {409},  # the document is still being processed
@@ -191,7 +193,7 @@ def make_truthful(document: dict[str, Any]) -> dict[str, Any]:
             responses = op.setdefault("responses", {})
             responses.pop("422", None)
             ok = responses.setdefault("200", {"description": "Successful Response"})
-            if key == STREAM:
+            if key in (STREAM, CHAT_STREAM):
                 ok["description"] = (
                     "Server-Sent Events, each `data:` line one JSON event; the last is complete or error"
                 )
