@@ -1,7 +1,9 @@
 """`make fuzz`: Schemathesis over the API's OpenAPI document, against `mmrag serve` on loopback.
 
 Starts a server on a free loopback port with a fresh data dir, the offline models of ../shared/models (or
-MMRAG_MODEL_DIR), one API key and rate limits off; runs `schemathesis run` on its /openapi.json with the checks that
+MMRAG_MODEL_DIR), one API key and rate limits off; stores two text documents, a picture and a chat session, whose ids
+Schemathesis uses for most path parameters (so requests reach the routes' logic, not only their 404s; deletes get
+their own document and session); runs `schemathesis run` on its /openapi.json with the checks that
 say whether the API keeps its own document (no 5xx, statuses, content types, headers and bodies as documented, auth
 enforced where declared, Allow on 405); prints Schemathesis' report and a one-line summary from its JSON report
 (requests, operations, checks, failures); exits non-zero when anything failed.
@@ -10,6 +12,8 @@ enforced where declared, Allow on 405); prints Schemathesis' report and a one-li
 from __future__ import annotations
 
 import argparse
+import base64
+import io
 import json
 import os
 import shutil
@@ -52,6 +56,77 @@ def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 300) -> No
         except OSError:
             time.sleep(0.3)
     raise SystemExit("mmrag serve did not come up")
+
+
+def call(url: str, method: str, path: str, body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    request = urllib.request.Request(url + "/api/v1" + path, data=data, method=method, headers=headers)
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read())["data"]
+
+
+def seed(url: str) -> dict[str, str]:
+    """Documents, a picture and chat sessions for the path parameters; their ids."""
+    from PIL import Image, ImageDraw
+
+    picture = Image.new("RGB", (320, 120), "white")
+    ImageDraw.Draw(picture).text((10, 50), "PRESSURE 93 kPa", fill="black")
+    png = io.BytesIO()
+    picture.save(png, format="PNG")
+    text = "The relief valve opens at 93 kPa. It is inspected every six months."
+    ids = {
+        "document": call(url, "POST", "/documents/upload", {"document_type": "text", "content": text}),
+        "deletable": call(url, "POST", "/documents/upload", {"document_type": "text", "content": "Spare. " + text}),
+        "picture": call(
+            url,
+            "POST",
+            "/documents/upload",
+            {"document_type": "image", "file": base64.b64encode(png.getvalue()).decode()},
+        ),
+    }
+    ids = {name: data["document_id"] for name, data in ids.items()}
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        details = {name: call(url, "GET", f"/documents/{doc}") for name, doc in ids.items()}
+        if all(d["status"] in ("completed", "failed") for d in details.values()):
+            break
+        time.sleep(0.5)
+    images = details["picture"].get("images") or [{}]
+    ids["image"] = images[0].get("image_id", "img_0000000000000000")
+    for session in ("fuzz-session", "fuzz-deletable"):
+        call(url, "POST", "/qa/chat", {"session_id": session, "question": "When does the relief valve open?"})
+    return ids
+
+
+def write_config(path: Path, ids: dict[str, str]) -> None:
+    """schemathesis.toml: the seeded ids for most path parameters (70% of the cases; the rest stay generated)."""
+    path.write_text(
+        f"""[dictionaries.documents]
+values = ["{ids["document"]}"]
+[dictionaries.deletable]
+values = ["{ids["deletable"]}"]
+[dictionaries.images]
+values = ["{ids["image"]}"]
+[dictionaries.sessions]
+values = ["fuzz-session"]
+[dictionaries.deletable-sessions]
+values = ["fuzz-deletable"]
+
+[parameters]
+"path.document_id" = {{ dictionary = "documents", probability = 0.7 }}
+"path.image_id" = {{ dictionary = "images", probability = 0.7 }}
+"path.session_id" = {{ dictionary = "sessions", probability = 0.7 }}
+"body.reference_id" = {{ dictionary = "documents", probability = 0.5 }}
+
+[[operations]]
+include-method = "DELETE"
+[operations.parameters]
+"path.document_id" = {{ dictionary = "deletable", probability = 0.7 }}
+"path.session_id" = {{ dictionary = "deletable-sessions", probability = 0.7 }}
+""",
+        encoding="utf-8",
+    )
 
 
 def summarize(report_dir: Path) -> dict:
@@ -106,7 +181,15 @@ def main(argv: list[str] | None = None) -> int:
     server = subprocess.Popen([*mmrag, "--data-dir", str(data_dir / "data")], env=env, cwd=ROOT)
     try:
         wait_healthy(url, server)
-        st = [str(Path(sys.executable).with_name("schemathesis")), "run", f"{url}/openapi.json"]
+        config = data_dir / "schemathesis.toml"
+        write_config(config, seed(url))
+        st = [
+            str(Path(sys.executable).with_name("schemathesis")),
+            "--config-file",
+            str(config),
+            "run",
+            f"{url}/openapi.json",
+        ]
         st += ["--header", f"Authorization: Bearer {KEY}", "--checks", CHECKS, "--phases", args.phases]
         st += ["--max-examples", str(args.max_examples), "--workers", str(args.workers), "--request-timeout", "60"]
         st += ["--report", "ndjson", "--report-dir", str(report_dir), "--no-color"]

@@ -129,13 +129,14 @@ def test_docs_pages_load_nothing_from_elsewhere(server):
 @needs_models
 @pytest.mark.slow
 def test_schemathesis_finds_no_5xx_and_no_break_of_the_document(tmp_path):
-    """A bounded `make fuzz` (about a minute): every operation, the coverage and fuzzing phases."""
+    """A bounded `make fuzz` (about a minute and a half with the server's start and the seeded documents): every
+    operation, the coverage and fuzzing phases, 45 s of requests."""
     report = tmp_path / "report"
     models = os.environ.get("MMRAG_TEST_MODEL_DIR", str(ROOT.parent / "shared" / "models"))
     env = {**os.environ, "MMRAG_MODEL_DIR": models}
     run = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "fuzz_api.py"), "--max-examples", "8", "--seed", "10"]
-        + ["--phases", "coverage,fuzzing", "--report-dir", str(report), "--max-time", "90"],
+        + ["--phases", "coverage,fuzzing", "--report-dir", str(report), "--max-time", "45"],
         capture_output=True,
         text=True,
         env=env,
