@@ -304,6 +304,25 @@ def test_ask_stream_sends_server_sent_events(sandbox, seeded):
     assert types[0] == "retrieval_start" and types[-1] == "complete" and "content_chunk" in types
 
 
+def test_chat_stream_sends_server_sent_events_and_saves_the_turn(sandbox, seeded):
+    ev = event("qa_chat_stream.json")
+    session_id = json.loads(ev["body"])["session_id"]
+    response = sandbox.invoke("AskStreamFunction", ev)
+    assert response["statusCode"] == 200
+    assert response["headers"]["content-type"].startswith("text/event-stream")
+    lines = [line for line in response["body"].splitlines() if line.startswith("data: ")]
+    events = [json.loads(line[len("data: ") :]) for line in lines]
+    types = [e["type"] for e in events]
+    assert types[0] == "retrieval_start" and types[-1] == "complete" and "content_chunk" in types, types
+    done = events[-1]["data"]
+    assert done["session_id"] == session_id and done["session_saved"] is True and "[1]" in done["answer"]
+    get = with_path(event("sessions_get.json"), session_id=session_id)
+    status, body = call(sandbox, "SessionsFunction", get)
+    assert status == 200 and [m["content"] for m in body["data"]["messages"]][-1] == done["answer"]
+    delete = with_path(event("sessions_delete.json"), session_id=session_id)
+    assert call(sandbox, "SessionsFunction", delete)[0] == 200
+
+
 def test_upload_url_is_presigned_for_the_callers_incoming_folder(sandbox):
     status, body = call(sandbox, "DocumentsFunction", event("documents_upload_url.json"))
     assert status == 200, body

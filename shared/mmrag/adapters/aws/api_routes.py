@@ -47,6 +47,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/v1/qa/ask", "QaFunction", "qa", "qa_ask.json"),
     Route("POST", "/api/v1/qa/chat", "QaFunction", "qa", "qa_chat.json"),
     Route("POST", "/api/v1/qa/ask-stream", "AskStreamFunction", "qa", "qa_ask_stream.json"),
+    Route("POST", "/api/v1/qa/chat-stream", "AskStreamFunction", "qa", "qa_chat_stream.json"),
     Route("GET", "/api/v1/qa/sessions", "SessionsFunction", "query", "sessions_list.json"),
     Route("GET", "/api/v1/qa/sessions/{session_id}", "SessionsFunction", "query", "sessions_get.json"),
     Route("DELETE", "/api/v1/qa/sessions/{session_id}", "SessionsFunction", "query", "sessions_delete.json"),
