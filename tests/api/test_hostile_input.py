@@ -127,7 +127,16 @@ def test_a_non_finite_modality_weight_is_400(a, weight):
 def test_a_page_past_2_63_is_400(a):
     for page in (2**63 // 100 + 2, 10**30):
         assert_error(a.get(f"/documents?page={page}&page_size=100"), 400, "INVALID_PARAMETER")
-    assert a.ok(a.get(f"/documents?page={2**40}&page_size=100"))["documents"] == []  # large but representable
+    assert a.ok(a.get("/documents?page=1000000&page_size=100"))["documents"] == []  # the last page one may ask for
+
+
+def test_the_sqlite_store_refuses_an_offset_past_2_63(live):
+    from mmrag.errors import InvalidParameter
+
+    store = live.container.store
+    assert store.list_documents("tenant-a", page=2**63 // 100, page_size=100)[1] == []  # fits: an empty page
+    with pytest.raises(InvalidParameter):
+        store.list_documents("tenant-a", page=2**63 // 100 + 2, page_size=100)
 
 
 # ------------------------------------------------------------------ sizes

@@ -116,7 +116,7 @@ async def reprocess(
 
 @router.get("/documents", summary="List documents with filters, paging and sorting")
 def list_documents(
-    page: int = Query(1, ge=1),
+    page: int = Query(1, ge=1, le=1_000_000),  # as GET /qa/sessions: an offset SQLite can hold
     page_size: int = Query(20, ge=1, le=100),
     document_type: Literal["text", "image", "pdf", "mixed"] | None = None,
     category: str | None = None,
