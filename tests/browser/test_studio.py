@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ CHROMIUM = Path(os.environ.get("MMRAG_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(os.environ.get("MMRAG_ARTIFACTS") or Path(__file__).parent / "artifacts")
 PDF_TEXT = "The blue relief valve diagram shows the pressure gauge."
 PNG_LINES = ["WARNING: radiator cap is hot", "Never open the radiator while the engine runs"]
+COOLANT_TEXT = "The coolant pump runs at 3000 rpm. The coolant pump is serviced every spring."
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 pytestmark = [
@@ -105,6 +107,15 @@ def studio(browser, live) -> Iterator[Studio]:
     s = Studio(browser, live.url)
     yield s
     s.context.close()
+
+
+def wait_completed(base: str, doc_id: str) -> None:
+    for _ in range(300):
+        r = requests.get(f"{base}/api/v1/documents/{doc_id}", headers={"Authorization": f"Bearer {KEY_A}"}, timeout=10)
+        if r.json()["data"]["status"] == "completed":
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{doc_id} was not processed")
 
 
 def sign_in(studio: Studio, key: str) -> None:
@@ -293,19 +304,41 @@ def test_ask_streams_an_answer_with_a_citation_and_a_picture(studio):
     studio.shot("10-ask-answer")
 
 
-def test_chat_two_turns_and_resume(studio):
-    studio.go("#/chat")
-    studio.page.fill("#chat-message", "What does the relief valve diagram show?")
-    studio.page.click("#chat-send")
-    studio.page.wait_for_function("() => document.querySelectorAll('.thread .answer .answer-text p').length === 1")
-    studio.page.fill("#chat-message", "Is the radiator cap hot?")
-    studio.page.click("#chat-send")
-    studio.page.wait_for_function(
-        "() => [...document.querySelectorAll('.thread .answer-text')].filter(a => a.innerText.trim()).length === 2"
+def test_chat_two_turns_streamed_and_resume(studio, live):
+    key = {"Authorization": f"Bearer {KEY_A}"}
+    r = requests.post(
+        f"{live.url}/api/v1/documents/upload",
+        headers=key,
+        json={"document_type": "text", "content": COOLANT_TEXT, "metadata": {"title": "coolant note"}},
+        timeout=30,
     )
-    session_link = studio.page.locator("#sessions li a")
-    session_link.first.wait_for()
-    assert session_link.count() == 1
+    doc_id = r.json()["data"]["document_id"]
+    try:
+        wait_completed(live.url, doc_id)
+        studio.go("#/chat")
+        studio.page.fill("#chat-message", "How fast does the coolant pump run and when is the coolant pump serviced?")
+        studio.page.click("#chat-send")
+        studio.page.wait_for_function("() => document.querySelector('.thread .answer .meta')?.innerText.trim()")
+        first = studio.page.locator(".thread .answer").first
+        assert int(first.get_attribute("data-pieces")) >= 2, "the reply arrives in pieces"
+        assert "3000 rpm" in first.inner_text() and "spring" in first.inner_text()
+        assert any(url.endswith("/api/v1/qa/chat-stream") for url in studio.requests)
+        assert not any(url.endswith("/api/v1/qa/chat") for url in studio.requests)
+        session_id = studio.requests_json("/api/v1/qa/chat-stream")["session_id"]
+        studio.page.fill("#chat-message", "Is the radiator cap hot?")
+        studio.page.click("#chat-send")
+        studio.page.wait_for_function(
+            "() => [...document.querySelectorAll('.thread .answer-text')].filter(a => a.innerText.trim()).length === 2"
+        )
+        session_link = studio.page.locator("#sessions li a")
+        session_link.first.wait_for()
+        assert session_link.count() == 1
+        assert session_link.first.get_attribute("href") == f"#/chat/{session_id}"
+        saved = requests.get(f"{live.url}/api/v1/qa/sessions/{session_id}", headers=key, timeout=10).json()["data"]
+        assert [m["role"] for m in saved["messages"]] == ["user", "assistant"] * 2
+        assert "3000 rpm" in saved["messages"][1]["content"]
+    finally:
+        requests.delete(f"{live.url}/api/v1/documents/{doc_id}", headers=key, timeout=30)
     studio.shot("11-chat-two-turns")
     studio.go("#/chat")
     studio.page.locator("#sessions li a").first.click()

@@ -29,6 +29,7 @@ from mmrag.text.analyzer import has_cjk, tokens
 MAX_MODEL_IMAGES = 4
 MAX_IMAGE_SIDE = 1024
 MAX_PAGE_PICTURES = 3  # pictures added because they share a page with a retrieved passage
+PAGE_PICTURE_FLOOR = 0.5  # ... of a passage at least this share as relevant as the best one (not a stray hit's)
 CITATION = re.compile(r"\[(\d{1,3})\]")
 
 SYSTEM_PROMPT = """You are mmrag's answering assistant. Answer the user's question using only the numbered sources \
@@ -403,8 +404,13 @@ class AnswerService:
         self, tenant: str, sources: list[Source], images: dict[str, tuple[ImageRecord, float]]
     ) -> None:
         """The pictures on the pages the retrieved passages come from (a figure beside the text that describes it):
-        best passage first, at most MAX_PAGE_PICTURES, each scored by its passage's relevance."""
-        pages = [s for s in sorted(sources, key=lambda s: -s.relevance) if s.kind == "chunk" and s.page is not None]
+        best passage first, at most MAX_PAGE_PICTURES, each scored by its passage's relevance; passages far less
+        relevant than the best one (PAGE_PICTURE_FLOOR) bring none."""
+        passages = sorted((s for s in sources if s.kind == "chunk"), key=lambda s: -s.relevance)
+        if not passages:
+            return
+        floor = PAGE_PICTURE_FLOOR * passages[0].relevance
+        pages = [s for s in passages if s.page is not None and s.relevance >= floor]
         by_document: dict[str, list[ImageRecord]] = {}
         added = 0
         for s in pages:

@@ -113,12 +113,21 @@ export function uploadWithProgress(body, onProgress) {
   });
 }
 
-// POST a question to the SSE endpoint and call onEvent({type, data}) for each event as it arrives.
-// EventSource cannot POST, so this reads the response body with a stream reader and splits it on blank lines.
-export async function askStream(body, onEvent, signal) {
+// POST a question to an SSE endpoint (qa/ask-stream, qa/chat-stream) and call onEvent({type, data}) for each event
+// as it arrives. EventSource cannot POST, so this reads the response body with a stream reader and splits it on
+// blank lines.
+export function askStream(body, onEvent, signal) {
+  return postStream("qa/ask-stream", body, onEvent, signal);
+}
+
+export function chatStream(body, onEvent, signal) {
+  return postStream("qa/chat-stream", body, onEvent, signal);
+}
+
+async function postStream(path, body, onEvent, signal) {
   let response;
   try {
-    response = await fetch(url("qa/ask-stream"), {
+    response = await fetch(url(path), {
       method: "POST",
       headers: headers({ "Content-Type": "application/json", Accept: "text/event-stream" }),
       body: JSON.stringify(body),

@@ -1,5 +1,6 @@
-// Chat: multi-turn conversations kept by the server (POST /qa/chat with a session id), the list of sessions
-// (GET /qa/sessions; a server without it: the sessions this browser started), resume and delete.
+// Chat: multi-turn conversations kept by the server, each reply streamed token by token from POST /qa/chat-stream
+// (with a session id; the server saves the turn when the answer completed), the list of sessions (GET /qa/sessions;
+// a server without it: the sessions this browser started), resume and delete.
 import * as api from "../api.js";
 import { h, clear, announce, errorBox, fileToBase64, picturePicker } from "../dom.js";
 import { formatDate, t } from "../i18n.js";
@@ -44,18 +45,20 @@ export async function render(main, { args, session, go }) {
   const tenant = session.tenant || "default";
   let current = args[0] || null;
   let picture = null;
+  let controller = null;
   const sessionsBox = h("ul", { class: "session-list", id: "sessions" });
   const thread = h("div", { class: "thread", id: "thread", "aria-live": "polite" });
   const message = h("textarea", { id: "chat-message", rows: 2, required: true });
   const picker = picturePicker("chat-image", t("ask.image"), (file) => (picture = file));
   const model = modelPicker("chat-model", session.models);
   const send = h("button", { type: "submit", id: "chat-send" }, t("chat.send"));
+  const stop = h("button", { type: "button", class: "secondary", id: "chat-stop", hidden: true, onclick: () => controller?.abort() }, t("ask.stop"));
   const form = h(
     "form",
     { class: "composer card", onsubmit: submit },
     h("div", { class: "field" }, h("label", { for: "chat-message" }, t("chat.message")), message),
     h("details", {}, h("summary", {}, t("ask.image")), picker),
-    h("div", { class: "row" }, h("div", { class: "field" }, h("label", { for: "chat-model" }, t("ask.model")), model), send),
+    h("div", { class: "row" }, h("div", { class: "field" }, h("label", { for: "chat-model" }, t("ask.model")), model), send, stop),
   );
   main.append(
     h("h1", {}, t("chat.title")),
@@ -165,40 +168,68 @@ export async function render(main, { args, session, go }) {
       session_id: current,
       question: text,
       retrieval_config: { use_history_context: true },
-      generation_config: model.value ? { model: model.value } : {},
+      generation_config: { stream: true, ...(model.value ? { model: model.value } : {}) },
       options: { include_sources: true, include_images: true, save_session: true },
     };
     if (picture) {
       body.question_image = await fileToBase64(picture);
       picker.set(null);
     }
+    controller = new AbortController();
+    stop.hidden = false;
+    let usedModel = null;
+    let saved = false;
+    let pieces = 0;
     try {
-      const d = await api.post("qa/chat", body);
-      view.status("");
-      view.setText(d.answer || "");
-      view.sources(d.sources || [], d.retrieved_images || []);
-      view.done(d);
-      if (d.follow_up_suggestions?.length) {
-        view.root.append(
-          h(
-            "div",
-            { class: "suggestions" },
-            h("span", {}, t("chat.suggestions")),
-            d.follow_up_suggestions.map((s) => h("button", { type: "button", class: "secondary small", onclick: () => { message.value = s; message.focus(); } }, s)),
-          ),
-        );
+      await api.chatStream(
+        body,
+        (event) => {
+          const d = event.data || {};
+          if (event.type === "retrieval_complete") view.status(t("ask.found", { n: d.retrieved_count ?? 0, m: d.retrieved_images ?? 0 }));
+          else if (event.type === "generation_start") usedModel = d.model;
+          else if (event.type === "content_chunk") {
+            view.append(d.text || "");
+            view.root.dataset.pieces = String(++pieces); // how many pieces the reply arrived in
+          } else if (event.type === "sources") view.sources(d.sources || [], d.retrieved_images || []);
+          else if (event.type === "complete") {
+            if (d.answer) view.setText(d.answer);
+            view.status("");
+            view.done({ ...d, model: usedModel });
+            saved = d.session_saved !== false;
+            if (d.follow_up_suggestions?.length) suggestions(view, d.follow_up_suggestions);
+          } else if (event.type === "error") {
+            view.status(h("span", { class: "error", role: "alert" }, t("ask.failed", { message: d.message || d.error_code })));
+          }
+        },
+        controller.signal,
+      );
+      if (saved) {
+        rememberLocal(tenant, current, text.slice(0, 80));
+        if (isNew) history.replaceState(null, "", `#/chat/${encodeURIComponent(current)}`);
+        refreshSessions();
       }
-      rememberLocal(tenant, current, text.slice(0, 80));
-      if (isNew) history.replaceState(null, "", `#/chat/${encodeURIComponent(current)}`);
-      refreshSessions();
     } catch (err) {
-      view.status(h("span", { class: "error", role: "alert" }, t("ask.failed", { message: err.message })));
+      view.status(err.name === "AbortError" ? t("ask.stopped") : h("span", { class: "error", role: "alert" }, t("ask.failed", { message: err.message })));
     } finally {
+      controller = null;
+      stop.hidden = true;
       send.disabled = false;
       message.focus();
     }
   }
 
+  function suggestions(view, questions) {
+    view.root.append(
+      h(
+        "div",
+        { class: "suggestions" },
+        h("span", {}, t("chat.suggestions")),
+        questions.map((s) => h("button", { type: "button", class: "secondary small", onclick: () => { message.value = s; message.focus(); } }, s)),
+      ),
+    );
+  }
+
   await Promise.all([refreshSessions(), loadThread()]);
   message.focus();
+  return () => controller?.abort();
 }
