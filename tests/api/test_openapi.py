@@ -121,6 +121,7 @@ def test_docs_pages_load_nothing_from_elsewhere(server):
             if url != "/openapi.json":
                 asset = requests.get(server.url + url, timeout=30)
                 assert asset.status_code == 200 and len(asset.content) > 100, url
+                assert asset.headers["X-Content-Type-Options"] == "nosniff" and asset.headers["X-Request-ID"]
         for name in assets:
             assert any(u.endswith(name) for u in urls), name
     assert requests.get(server.url + "/docs/assets/../../pyproject.toml", timeout=30).status_code == 404

@@ -68,10 +68,10 @@ def create_app(container: Any, *, manage_lifecycle: bool = True) -> FastAPI:
 
     app.add_middleware(RequestBodyMiddleware)  # innermost of ours: body limits and strict JSON
     app.add_middleware(RateLimitHeadersMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware, image_origins=container_image_origins(container))
-    app.add_middleware(RequestIdMiddleware)
     docs = install_docs(app)
     app.add_middleware(DocsAssetsMiddleware, folder=app.state.docs_assets if docs else None)
+    app.add_middleware(SecurityHeadersMiddleware, image_origins=container_image_origins(container))
+    app.add_middleware(RequestIdMiddleware)
     app.add_middleware(ErrorBoundaryMiddleware)  # outermost: no exception reaches the server
 
     for module in (health, account, documents, upload_url, search, qa, studio):
