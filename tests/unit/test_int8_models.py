@@ -63,7 +63,7 @@ def test_int8_roles_are_checked():
 
 
 @needs_models
-def test_model_sessions_do_not_spin_and_use_one_inter_op_thread(tmp_path):
+def test_model_sessions_do_not_spin(tmp_path):
     name = "Xenova/ms-marco-MiniLM-L-6-v2"
     one = FastEmbedReranker(name, ModelSource(MODELS, tmp_path, threads=2, int8=[name]), replicas=1)
     two = FastEmbedReranker(name, ModelSource(MODELS, tmp_path, threads=2, int8=[name]))  # one copy per core
@@ -73,7 +73,7 @@ def test_model_sessions_do_not_spin_and_use_one_inter_op_thread(tmp_path):
             opts = copy.get().model.model.get_session_options()
             assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
             assert opts.get_session_config_entry("session.inter_op.allow_spinning") == "0"
-            assert (opts.intra_op_num_threads, opts.inter_op_num_threads) == (threads, 1)
+            assert opts.intra_op_num_threads == threads
     docs = [f"the valve opens at {n} kPa" for n in range(11)] + ["nothing about it"]
     assert two.score("valve", docs) == pytest.approx(one.score("valve", docs), abs=1e-3)  # same scores, same order
     assert two.score("valve", []) == []
