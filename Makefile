@@ -38,8 +38,8 @@ test-core: install  # the core (search, answers, ingestion) on the in-memory fak
 	$(BIN)/python -m pytest -q tests/core
 
 .PHONY: openapi fuzz
-openapi: install  # docs/openapi.json from the app's routes (tests/api/test_openapi.py fails while it is stale)
-	$(BIN)/python -m mmrag.api.openapi_file --write docs/openapi.json
+openapi: install  # shared/mmrag/api/openapi.json from the app's routes (tests/api/test_openapi.py fails while it is stale)
+	$(BIN)/python -m mmrag.api.openapi_file --write shared/mmrag/api/openapi.json
 
 fuzz: install  # Schemathesis against mmrag serve on loopback, from its /openapi.json (FUZZ_ARGS="--max-examples 200")
 	MMRAG_MODEL_DIR=$${MMRAG_MODEL_DIR:-$(SHARED_MODELS)} $(BIN)/python scripts/fuzz_api.py $(FUZZ_ARGS)

@@ -1,5 +1,5 @@
-"""The OpenAPI document tells the truth: it is the checked-in docs/openapi.json, it declares the Bearer key, the
-upload bodies, the error envelope and the event stream, the docs pages work without the internet, and a bounded
+"""The OpenAPI document tells the truth: it is the checked-in shared/mmrag/api/openapi.json, it declares the Bearer
+key, the upload bodies, the error envelope and the event stream, the docs pages work without the internet, and a bounded
 Schemathesis run finds no 5xx and no response that breaks the document."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import ROOT, needs_models
 
-DOCUMENT = ROOT / "docs" / "openapi.json"
+DOCUMENT = ROOT / "shared" / "mmrag" / "api" / "openapi.json"
 METHODS = {"get", "post", "put", "delete", "patch"}
 
 
@@ -35,7 +35,8 @@ def document() -> dict:
 
 def test_the_checked_in_document_is_current(document):
     assert DOCUMENT.is_file(), "run `make openapi`"
-    assert json.loads(DOCUMENT.read_text(encoding="utf-8")) == document, "docs/openapi.json is stale: `make openapi`"
+    stale = "shared/mmrag/api/openapi.json is stale: `make openapi`"
+    assert json.loads(DOCUMENT.read_text(encoding="utf-8")) == document, stale
 
 
 def test_the_file_command_checks_and_writes(tmp_path):

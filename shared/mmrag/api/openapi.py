@@ -6,8 +6,8 @@ the request themselves: JSON, and multipart for the single upload), the `{code, 
 error status an operation can answer (400 instead of FastAPI's 422), the success envelope, pictures as image/*, and
 the answer stream as text/event-stream.
 
-`make openapi` writes it to docs/openapi.json (mmrag.api.openapi_file); a test fails when the served document and
-that file differ.
+`make openapi` writes it to shared/mmrag/api/openapi.json (mmrag.api.openapi_file); a test fails when the served
+document and that file differ.
 """
 
 from __future__ import annotations

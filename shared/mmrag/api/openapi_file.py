@@ -1,6 +1,7 @@
-"""docs/openapi.json, the API's OpenAPI document as a file: `make openapi` writes it
-(`python -m mmrag.api.openapi_file --write docs/openapi.json`), `--check` says whether it is current. A new or changed
-endpoint is one command away from a current file; tests/api/test_openapi.py fails while the file is stale."""
+"""shared/mmrag/api/openapi.json, the API's OpenAPI document as a file: `make openapi` writes it
+(`python -m mmrag.api.openapi_file --write shared/mmrag/api/openapi.json`), `--check` says whether it is current.
+A new or changed endpoint is one command away from a current file; tests/api/test_openapi.py fails while the file
+is stale."""
 
 from __future__ import annotations
 
