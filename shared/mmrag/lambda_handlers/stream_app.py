@@ -3,8 +3,8 @@
 Python Lambda functions have no native response streaming, so this function runs the Lambda Web Adapter (a layer,
 AWS_LWA_INVOKE_MODE=response_stream): the adapter starts `run.sh` (uvicorn serving `app` below on 127.0.0.1), turns
 each invocation into an HTTP request to it and streams the response body back while it is produced. API Gateway's
-integration for POST /api/v1/qa/ask-stream uses response transfer mode STREAM, so the stream reaches the client
-through the same API, authorizer and usage plans as every other route.
+integrations for POST /api/v1/qa/ask-stream and /qa/chat-stream use response transfer mode STREAM, so the stream
+reaches the client through the same API, authorizer and usage plans as every other route.
 
 `app` builds the container and the FastAPI app on the first request, so uvicorn starts (and the adapter's readiness
 check passes) before any AWS client exists.
