@@ -45,7 +45,7 @@ fuzz: install  # Schemathesis against mmrag serve on loopback, from its /openapi
 	MMRAG_MODEL_DIR=$${MMRAG_MODEL_DIR:-$(SHARED_MODELS)} $(BIN)/python scripts/fuzz_api.py $(FUZZ_ARGS)
 
 acceptance: install
-	$(BIN)/python -m pytest ../shared/acceptance -q
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest ../shared/acceptance -q
 
 eval: install
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python ../shared/eval/run_eval.py --serve "mmrag serve"
