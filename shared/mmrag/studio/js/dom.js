@@ -106,6 +106,20 @@ export function fileToBase64(file) {
   });
 }
 
+// Files dropped on `zone` go to handle(files); the zone is marked (class "over") while something is dragged over it.
+export function onDrop(zone, handle) {
+  zone.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    zone.classList.add("over");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    handle([...(e.dataTransfer?.files || [])]);
+  });
+}
+
 // A picture input: a drop zone with a file picker that also takes a pasted picture. onChange(file|null).
 export function picturePicker(id, labelText, onChange) {
   let preview = null;
@@ -135,15 +149,8 @@ export function picturePicker(id, labelText, onChange) {
     onChange(file);
   };
   input.addEventListener("change", () => input.files[0] && set(input.files[0]));
-  zone.addEventListener("dragover", (e) => {
-    e.preventDefault();
-    zone.classList.add("over");
-  });
-  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
-  zone.addEventListener("drop", (e) => {
-    e.preventDefault();
-    zone.classList.remove("over");
-    const file = [...(e.dataTransfer?.files || [])].find((f) => f.type.startsWith("image/"));
+  onDrop(zone, (files) => {
+    const file = files.find((f) => f.type.startsWith("image/"));
     if (file) set(file);
   });
   const paste = (e) => {

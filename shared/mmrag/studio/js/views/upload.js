@@ -2,7 +2,7 @@
 // Files go as multipart; above DIRECT_BYTES the AWS deployment's presigned S3 upload is used (API Gateway caps a
 // request at 10 MB), and where that is not offered (mmrag serve answers 503) multipart again.
 import * as api from "../api.js";
-import { h, clear, statusBadge } from "../dom.js";
+import { h, clear, onDrop, statusBadge } from "../dom.js";
 import { t } from "../i18n.js";
 import { progressLine } from "./progress.js";
 
@@ -109,16 +109,7 @@ export async function render(main) {
     };
   };
 
-  zone.addEventListener("dragover", (e) => {
-    e.preventDefault();
-    zone.classList.add("over");
-  });
-  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
-  zone.addEventListener("drop", (e) => {
-    e.preventDefault();
-    zone.classList.remove("over");
-    [...(e.dataTransfer?.files || [])].forEach(queueFile);
-  });
+  onDrop(zone, (files) => files.forEach(queueFile));
   zone.addEventListener("keydown", (e) => {
     if (e.key === "Enter" || e.key === " ") {
       e.preventDefault();
