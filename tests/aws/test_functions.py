@@ -155,6 +155,10 @@ def test_studio_files_and_me(sandbox):
     assert header(page, "content-type").startswith("text/html")
     csp = header(page, "content-security-policy")
     assert "script-src 'self'" in csp and "connect-src 'self' https://*.amazonaws.com" in csp
+    no_slash = copy.deepcopy(event("studio_index.json"))  # https://<api>/dev: the page's relative paths need /dev/
+    no_slash["requestContext"]["path"] = "/dev"
+    moved = sandbox.invoke("DocumentsFunction", no_slash)
+    assert moved["statusCode"] == 308 and header(moved, "location") == "/dev/"
     script = sandbox.invoke("DocumentsFunction", event("studio_file.json"))
     assert script["statusCode"] == 200 and "signInScreen" in text_of(script)
     missing = copy.deepcopy(event("studio_file.json"))

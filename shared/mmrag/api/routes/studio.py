@@ -11,8 +11,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from mmrag.api.deps import container
 from mmrag.errors import NotFound
@@ -80,7 +80,12 @@ def _file(path: Path, c: Any) -> FileResponse:
 
 
 @router.api_route("/", methods=["GET", "HEAD"])
-def index(c=Depends(container)) -> FileResponse:
+def index(request: Request, c=Depends(container)) -> Response:
+    # API Gateway hands https://<api>/<stage> and .../<stage>/ both to "/"; without the slash the page's relative
+    # paths (studio/js/main.js) would leave the stage, so that address is sent to the one with the slash
+    stage_path = ((request.scope.get("aws.event") or {}).get("requestContext") or {}).get("path") or ""
+    if stage_path and not stage_path.endswith("/"):
+        return RedirectResponse(stage_path + "/", status_code=308, headers=security_headers(c))
     return _file(STUDIO_DIR / "index.html", c)
 
 
