@@ -14,6 +14,7 @@ import pytest
 import requests
 from provider_fakes import FakeServer, Reply, sse
 
+from mmrag.api.messages import ERRORS
 from tests.conftest import KEY_A, Api, LiveServer, assert_error, needs_models, settings_for
 from tests.samples import b64, text_png
 
@@ -120,6 +121,11 @@ def test_failure_mid_stream_sends_an_error_event(live, provider):
     assert [e["type"] for e in events][-1] == "error"
     assert events[-1]["data"]["error_code"] == "SERVICE_UNAVAILABLE" and "overloaded" in events[-1]["data"]["detail"]
     assert "content_chunk" in [e["type"] for e in events]
+    assert events[-1]["data"]["message"] == ERRORS["SERVICE_UNAVAILABLE"]["zh"]  # the contract's language by default
+    r = requests.post(live.base + "/qa/ask-stream", json=ask_body(live), stream=True, timeout=30,
+                      headers={**live.headers(), "Accept-Language": "en-US,en;q=0.9"})
+    last = [json.loads(x[5:]) for x in r.iter_lines(decode_unicode=True) if x.startswith("data:")][-1]
+    assert last["type"] == "error" and last["data"]["message"] == ERRORS["SERVICE_UNAVAILABLE"]["en"]
 
 
 def test_client_disconnect_stops_the_generation(live, provider):

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import Request
 
+from mmrag.api.messages import error_message
 from mmrag.core.answering import (
     Answer,
     Answered,
@@ -536,9 +537,9 @@ def stream_events(request: Request, event: StreamEvent) -> list[dict[str, Any]]:
             *before, complete = stream_events(request, Answered(turn.prep, turn.answer))
             return [*before, {"type": "complete", "data": complete["data"] | chat_fields(turn)}]
         case StreamFailed(code, message, detail):
-            data = {"error_code": code, "message": message}
-            if code != "INTERNAL_ERROR":
-                data["detail"] = detail
+            # like every error: `message` in the client's language, the specifics (English) in `detail`
+            specifics = message if code == "INTERNAL_ERROR" or not detail else f"{message}: {detail}"
+            data = {"error_code": code, "message": error_message(code), "detail": specifics}
             return [{"type": "error", "data": data}]
     raise TypeError(f"unknown stream event {event!r}")
 
