@@ -78,7 +78,8 @@ def model(handler, tmp_path_factory) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory) -> dict[str, Any]:
-    from mmrag.adapters.local.models import FastEmbedClip, FastEmbedReranker, FastEmbedTextEmbedder, ModelSource
+    from mmrag.adapters.local.model_source import ModelSource
+    from mmrag.adapters.local.models import FastEmbedClip, FastEmbedReranker, FastEmbedTextEmbedder
 
     source = ModelSource(MODELS, tmp_path_factory.mktemp("local-cache"))
     return {

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from mmrag.adapters.local.int8 import int8_copy
-from mmrag.adapters.local.models import FastEmbedReranker, FastEmbedTextEmbedder, ModelSource
+from mmrag.adapters.local.model_source import ModelSource
+from mmrag.adapters.local.models import FastEmbedReranker, FastEmbedTextEmbedder
 from mmrag.settings import Settings
 from tests.conftest import MODELS, needs_models
 

@@ -53,7 +53,7 @@ def check_data_dir(report: Report, flag: str | None) -> Path:
 def check_model(report: Report, source, loader, m: ConfiguredModel) -> None:
     """`source` says where the model is (the data dir's real cache); `loader` opens it (its cache folder may be a
     scratch one: fastembed creates the folder, and a data dir that does not exist yet is not made by looking)."""
-    from mmrag.adapters.local.models import MissingModel
+    from mmrag.adapters.local.model_source import MissingModel
 
     origin = source.origin(m.kind, m.name)
     on_disk = origin.startswith(("MMRAG_MODEL_DIR", "the download cache"))
@@ -126,7 +126,7 @@ def check_keys(report: Report, settings: Settings, data_dir: Path) -> None:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from mmrag.adapters.local.models import ModelSource
+    from mmrag.adapters.local.model_source import ModelSource
     from mmrag.composition.local import model_settings
 
     report = Report()

@@ -37,7 +37,7 @@ def configured_models(settings: Settings) -> list[ConfiguredModel]:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from mmrag.adapters.local.models import MissingModel, fetch_into, present_in
+    from mmrag.adapters.local.model_source import MissingModel, fetch_into, present_in
 
     settings = Settings()
     target = args.dir or settings.model_dir

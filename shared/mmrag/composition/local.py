@@ -27,7 +27,8 @@ class LocalContainer:
     def __init__(self, settings: Settings, *, start_workers: bool = True):
         from mmrag.adapters.local.blobs import FileBlobStore
         from mmrag.adapters.local.int8 import default_cache
-        from mmrag.adapters.local.models import FastEmbedClip, FastEmbedReranker, FastEmbedTextEmbedder, ModelSource
+        from mmrag.adapters.local.model_source import ModelSource
+        from mmrag.adapters.local.models import FastEmbedClip, FastEmbedReranker, FastEmbedTextEmbedder
         from mmrag.adapters.local.ocr import RapidOcrEngine
         from mmrag.adapters.local.sqlite_store import SqliteDocumentStore, SqliteKeyStore
         from mmrag.adapters.local.vector_index import EmbeddedVectorIndex
