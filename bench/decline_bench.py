@@ -130,13 +130,19 @@ def main() -> int:
     ap.add_argument("--data-dir", default="/tmp/h4-eval/data")
     ap.add_argument("--tenant", default="eval")
     ap.add_argument("--json", help="also write every question's figures and the sweep here")
+    ap.add_argument(
+        "--off-topic",
+        type=Path,
+        default=OFFTOPIC,
+        help="the off-topic questions (also tests/data/offtopic_holdout.jsonl, written after the first tuning)",
+    )
     args = ap.parse_args()
 
     data_dir = Path(args.data_dir)
     container = build(data_dir)
     doc_ids = ensure_corpus(container, data_dir, args.tenant)
     on_topic = read_jsonl(EVAL / "questions_en.jsonl") + read_jsonl(EVAL / "questions_zh.jsonl")
-    off_topic = read_jsonl(OFFTOPIC)
+    off_topic = read_jsonl(args.off_topic)
     on = [measure(container, args.tenant, q, doc_ids) for q in on_topic]
     off = [measure(container, args.tenant, q, doc_ids) for q in off_topic]
     rows = sweep(on, off)

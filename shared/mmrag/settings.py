@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     answer_provider: str = Field("auto", description="auto | extractive | anthropic | openai | bedrock")
     answer_model: str = Field("", description="default model id; empty: the first model of the first provider")
     answer_min_evidence: float = Field(
-        0.42, ge=0, le=1.1, description="the extractive answerer declines when its best sentence scores below this"
+        0.45, ge=0, le=1.1, description="the extractive answerer declines when its best sentence scores below this"
     )
     anthropic_api_key: str = Field("", validation_alias=AliasChoices("MMRAG_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"))
     anthropic_models: str = ""
