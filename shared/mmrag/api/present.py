@@ -421,16 +421,20 @@ def token_usage(answer: Answer) -> dict[str, Any] | None:
     }
 
 
+def reasoning(prep: Prepared, answer: Answer) -> dict[str, Any]:
+    return {
+        "retrieval_summary": retrieval_summary(prep, answer),
+        "answer_based_on": [s.source_id for s in answer.cited],
+    }
+
+
 def answer_fields(prep: Prepared, answer: Answer) -> dict[str, Any]:
     out: dict[str, Any] = {
         "answer": answer.text,
         "confidence_score": answer.confidence,
         "model": answer.model,
         "provider": answer.provider,
-        "reasoning": {
-            "retrieval_summary": retrieval_summary(prep, answer),
-            "answer_based_on": [s.source_id for s in answer.cited],
-        },
+        "reasoning": reasoning(prep, answer),
     }
     usage = token_usage(answer)
     if usage:
@@ -475,15 +479,26 @@ def answer_images(request: Request, prep: Prepared) -> list[dict[str, Any]]:
     return out
 
 
-def answer_data(request: Request, prep: Prepared, answer: Answer) -> dict[str, Any]:
+def answer_evidence(request: Request, prep: Prepared) -> dict[str, Any]:
+    """The sources and pictures an answer rests on, as far as the caller asked for them (`options.include_*`)."""
     p = prep.params
     return {
-        "question": p.question,
-        **answer_fields(prep, answer),
-        "response_time": round(time.perf_counter() - prep.started, 4),
-        "timings": prep.timings,
         "sources": answer_sources(prep) if p.include_sources else [],
         "retrieved_images": answer_images(request, prep) if p.include_images else [],
+    }
+
+
+def response_time(prep: Prepared) -> float:
+    return round(time.perf_counter() - prep.started, 4)
+
+
+def answer_data(request: Request, prep: Prepared, answer: Answer) -> dict[str, Any]:
+    return {
+        "question": prep.params.question,
+        **answer_fields(prep, answer),
+        "response_time": response_time(prep),
+        "timings": prep.timings,
+        **answer_evidence(request, prep),
     }
 
 
@@ -519,20 +534,19 @@ def stream_events(request: Request, event: StreamEvent) -> list[dict[str, Any]]:
         case Token(text):
             return [{"type": "content_chunk", "data": {"text": text}}]
         case Answered(prep, answer):
-            p, usage, fields = prep.params, token_usage(answer), answer_fields(prep, answer)
-            sources = {
-                "sources": answer_sources(prep) if p.include_sources else [],
-                "retrieved_images": answer_images(request, prep) if p.include_images else [],
-            }
+            usage = token_usage(answer)
             complete = {
                 "total_tokens": usage["total_tokens"] if usage else None,
                 "token_usage": usage,
                 "answer": answer.text,
                 "confidence_score": answer.confidence,
-                "reasoning": fields["reasoning"],
-                "response_time": round(time.perf_counter() - prep.started, 4),
+                "reasoning": reasoning(prep, answer),
+                "response_time": response_time(prep),
             }
-            return [{"type": "sources", "data": sources}, {"type": "complete", "data": complete}]
+            return [
+                {"type": "sources", "data": answer_evidence(request, prep)},
+                {"type": "complete", "data": complete},
+            ]
         case ChatAnswered(turn):
             *before, complete = stream_events(request, Answered(turn.prep, turn.answer))
             return [*before, {"type": "complete", "data": complete["data"] | chat_fields(turn)}]
