@@ -13,6 +13,7 @@ from mmrag.api import present
 from mmrag.api.deps import Caller, container, full_image_caller, query_caller, thumbnail_caller, upload_caller
 from mmrag.api.envelope import ok
 from mmrag.api.inputs import batch_item, form_flag, json_body, json_field, validation_message
+from mmrag.api.request_body import BATCH_FACTOR, upload_body_limit
 from mmrag.api.schemas import (
     BatchUploadRequest,
     DocumentMetadata,
@@ -29,7 +30,7 @@ router = APIRouter(prefix="/api/v1", tags=["documents"])
 @router.post("/documents/upload", summary="Upload a document (JSON with base64/URL/raw text, or multipart)")
 async def upload(request: Request, caller: Caller = Depends(upload_caller), c=Depends(container)):
     svc = c.documents
-    limit = svc.max_upload_bytes * 4 // 3 + 1024 * 1024
+    limit = upload_body_limit(svc.max_upload_bytes)
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("multipart/form-data"):
         form = await request.form(max_part_size=svc.max_upload_bytes + 1)
@@ -87,7 +88,7 @@ async def _run(c, fn, *args, **kwargs):
 @router.post("/documents/batch-upload", summary="Upload several documents; each succeeds or fails on its own")
 async def batch_upload(request: Request, caller: Caller = Depends(upload_caller), c=Depends(container)):
     svc = c.documents
-    body = await json_body(request, (svc.max_upload_bytes * 4 // 3 + 1024 * 1024) * 10)
+    body = await json_body(request, upload_body_limit(svc.max_upload_bytes) * BATCH_FACTOR)
     try:
         req = BatchUploadRequest.model_validate(body)
     except ValidationError as exc:
